@@ -1,0 +1,40 @@
+# Two entry points for a fresh machine (see README.md):
+#   make demo   set up, then run the main job on the embedded default (no cloud, no cluster)
+#   make test   set up, then run every check and test
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-deps
+
+.PHONY: setup demo test lint unit clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# Dependencies are reinstalled only when pyproject.toml changes.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[deploy,dev]' --config-settings editable_mode=strict
+	touch $(STAMP)
+
+# The strict editable install links each source file into build/; relinking picks up files
+# added since, and takes a second.
+setup: $(STAMP)
+	$(BIN)/pip install --quiet --no-deps -e . --config-settings editable_mode=strict
+
+demo: setup
+	$(BIN)/workstack render --stack minikube --validate
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy -p workstack -p stacks
+	$(BIN)/lint-imports
+
+unit: setup
+	$(BIN)/pytest
+
+test: lint unit
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .import_linter_cache

@@ -1,0 +1,5 @@
+"""``python -m workstack``."""
+
+from workstack.main import main
+
+main()

@@ -1,0 +1,278 @@
+"""Evaluate a Pulumi program offline, under Pulumi's mock runtime, and record what it registers.
+
+No Pulumi CLI, no cloud account and no cluster are involved: the program runs exactly as
+``pulumi up`` would run it, but every resource registration lands in memory and cloud-computed
+outputs (endpoints, ARNs, repository URLs) are stand-ins. This is what ``workstack render`` and
+the stack tests are built on.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextvars
+import json
+import runpy
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from pulumi.runtime import rpc
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from workstack.project import PulumiProject, StackSettings
+
+__all__ = [
+    "Deployment",
+    "ProgramError",
+    "RegisteredResource",
+    "ResourceRef",
+    "Secret",
+    "run_function",
+    "run_program",
+]
+
+OFFLINE_ACCOUNT = "123456789012"
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A value the program marked secret. Rendered as ``[secret]``; ``value`` keeps it for tests."""
+
+    value: Any
+
+
+@dataclass(frozen=True)
+class RegisteredResource:
+    """One resource the program registered.
+
+    Attributes:
+        type: Pulumi type token, e.g. ``kubernetes:batch/v1:Job``.
+        name: Logical name.
+        custom: True for provider-managed resources, False for components.
+        inputs: Inputs as sent to the engine; secret values are wrapped in :class:`Secret`.
+        provider: Reference of the explicit provider, if any.
+    """
+
+    type: str
+    name: str
+    custom: bool
+    inputs: dict[str, Any]
+    provider: str | None = None
+
+    @property
+    def is_kubernetes_object(self) -> bool:
+        """Whether this is a Kubernetes API object (not a provider, chart or config group)."""
+        return (
+            self.custom
+            and self.type.startswith("kubernetes:")
+            and not self.type.startswith("kubernetes:helm.sh/")
+        )
+
+
+@dataclass
+class Deployment:
+    """What a program registered, in registration order, and the stack outputs it exported."""
+
+    resources: list[RegisteredResource] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def of_type(self, type_token: str) -> list[RegisteredResource]:
+        """Resources whose type token equals ``type_token``."""
+        return [r for r in self.resources if r.type == type_token]
+
+    def kubernetes_objects(self) -> list[dict[str, Any]]:
+        """Every Kubernetes object, as ``kubectl`` would take it; secrets stay wrapped."""
+        return [r.inputs for r in self.resources if r.is_kubernetes_object]
+
+
+@dataclass(frozen=True)
+class ResourceRef:
+    """An input that refers to another resource (the engine passes resources by reference)."""
+
+    type: str
+
+    def __str__(self) -> str:
+        return f"<{self.type}>"
+
+
+class ProgramError(Exception):
+    """The program raised. Carries what it had registered by then (nothing, for bad config).
+
+    Attributes:
+        error: What the program raised.
+        deployment: Resources registered before the failure.
+    """
+
+    def __init__(self, error: BaseException, deployment: Deployment) -> None:
+        self.error = error
+        self.deployment = deployment
+        super().__init__(str(error))
+
+
+def _unwrap(value: Any) -> Any:
+    """Turn the engine's wire form into plain Python: secrets wrapped, whole floats as ints."""
+    if isinstance(value, pulumi.Resource):
+        return ResourceRef(type(value).__name__)
+    if rpc.is_rpc_secret(value):
+        return Secret(_unwrap(rpc.unwrap_rpc_secret(value)))
+    if isinstance(value, dict):
+        return {key: _unwrap(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_unwrap(item) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+class _OfflineCloud(pulumi.runtime.Mocks):
+    """Records registrations and stands in for what clouds would compute."""
+
+    def __init__(self, deployment: Deployment, config: Mapping[str, str]) -> None:
+        self._deployment = deployment
+        self._region = config.get("aws:region", "us-east-1")
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        self._deployment.resources.append(
+            RegisteredResource(
+                type=args.typ,
+                name=args.name,
+                custom=bool(args.custom),
+                inputs=_unwrap(args.inputs),
+                provider=args.provider or None,
+            )
+        )
+        state = dict(args.inputs)
+        state.update(self._computed(args.typ, args.name, args.inputs))
+        return f"{args.name}-id", state
+
+    def call(
+        self, args: pulumi.runtime.MockCallArgs
+    ) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        results: dict[str, dict[str, Any]] = {
+            "aws:index/getCallerIdentity:getCallerIdentity": {
+                "accountId": OFFLINE_ACCOUNT,
+                "arn": f"arn:aws:iam::{OFFLINE_ACCOUNT}:user/offline",
+            },
+            "aws:index/getRegion:getRegion": {"name": self._region, "region": self._region},
+        }
+        return results.get(args.token, {}), None
+
+    def _computed(self, type_token: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Outputs the cloud would fill in, for the resource types workstack creates."""
+        physical = inputs.get("name") or f"{name}-offline"
+        if type_token == "gcp:container/cluster:Cluster":
+            ca = base64.b64encode(b"offline-cluster-ca").decode()
+            return {"endpoint": "203.0.113.10", "masterAuth": {"clusterCaCertificate": ca}}
+        if type_token == "gcp:serviceaccount/account:Account":
+            return {
+                "email": f"{inputs['accountId']}@{inputs.get('project')}.iam.gserviceaccount.com"
+            }
+        if type_token == "aws:ecr/repository:Repository":
+            host = f"{OFFLINE_ACCOUNT}.dkr.ecr.{self._region}.amazonaws.com"
+            return {"repositoryUrl": f"{host}/{physical}", "registryId": OFFLINE_ACCOUNT}
+        if type_token == "eks:index:Cluster":
+            return {
+                "kubeconfigJson": json.dumps(_eks_kubeconfig(str(physical), self._region)),
+                "oidcProviderArn": f"arn:aws:iam::{OFFLINE_ACCOUNT}:oidc-provider/offline",
+                "oidcIssuer": f"oidc.eks.{self._region}.amazonaws.com/id/OFFLINE",
+            }
+        if type_token.startswith("aws:"):
+            return {
+                "name": physical,
+                "arn": f"arn:aws:offline:{self._region}:{OFFLINE_ACCOUNT}:{physical}",
+            }
+        if type_token.startswith("gcp:"):
+            return {"name": physical}
+        return {}
+
+
+def _eks_kubeconfig(cluster: str, region: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": cluster, "cluster": {"server": "https://offline.eks.invalid"}}],
+        "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": cluster}}],
+        "current-context": cluster,
+        "users": [
+            {
+                "name": cluster,
+                "user": {
+                    "exec": {
+                        "apiVersion": "client.authentication.k8s.io/v1beta1",
+                        "command": "aws",
+                        "args": ["eks", "get-token", "--cluster-name", cluster, "--region", region],
+                    }
+                },
+            }
+        ],
+    }
+
+
+def _resolve(value: Any) -> Any:
+    """Await an exported value and wrap it in :class:`Secret` if it is secret."""
+    output = pulumi.Output.from_input(value)
+    resolved = _sync_await(output.future())
+    is_secret = _sync_await(output.is_secret())
+    return Secret(resolved) if is_secret else resolved
+
+
+def _execute(
+    program: Callable[[], None], *, project: str, stack: str, settings: StackSettings
+) -> Deployment:
+    deployment = Deployment()
+    pulumi.runtime.set_mocks(
+        _OfflineCloud(deployment, settings.values), project=project, stack=stack, preview=False
+    )
+    pulumi.runtime.set_all_config(settings.values, settings.secret_keys)
+    try:
+        _sync_await(run_pulumi_func(program))
+    except Exception as error:
+        raise ProgramError(error, deployment) from error
+    root = pulumi.runtime.get_root_resource()
+    exported = getattr(root, "outputs", {})
+    deployment.outputs = {key: _resolve(value) for key, value in exported.items()}
+    return deployment
+
+
+def run_function(
+    program: Callable[[], None],
+    *,
+    project: str = "workstack",
+    stack: str = "offline",
+    config: Mapping[str, str] | None = None,
+) -> Deployment:
+    """Run ``program`` (code that creates resources) offline and return what it registered.
+
+    Each call runs in a fresh context, so calls are independent of each other.
+
+    Raises:
+        ProgramError: The program raised; pending registrations have settled.
+    """
+    settings = StackSettings(values=dict(config or {}))
+    context = contextvars.Context()
+    return context.run(_execute, program, project=project, stack=stack, settings=settings)
+
+
+def run_program(
+    project: PulumiProject, stack: str, settings: StackSettings | None = None
+) -> Deployment:
+    """Run a project's program for ``stack`` offline, the way ``pulumi up`` would run it.
+
+    Args:
+        project: The Pulumi project.
+        stack: Stack name; its config file supplies the config unless ``settings`` is given.
+        settings: Config to use instead of the stack's file (tests pass variations).
+
+    Raises:
+        FileNotFoundError: The stack has no config file.
+        ProgramError: The program raised (an invalid config first of all).
+    """
+    settings = settings or project.read_stack(stack)
+
+    def program() -> None:
+        runpy.run_path(str(project.main), run_name="__main__")
+
+    context = contextvars.Context()
+    return context.run(_execute, program, project=project.name, stack=stack, settings=settings)

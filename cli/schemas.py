@@ -1,0 +1,179 @@
+"""Check rendered objects against real schemas, the way the API server would on apply.
+
+Built-in kinds are checked with ``kubernetes-validate`` (strict: unknown fields are errors) for
+the oldest Kubernetes version workstack supports and the newest the validator knows. Custom
+resources are checked against the ``openAPIV3Schema`` of their CustomResourceDefinition, made
+strict the same way (the API server's strict field validation rejects unknown fields).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import importlib.util
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "KUBERNETES_VERSIONS",
+    "CrdCatalog",
+    "SchemaCheck",
+    "default_crd_dirs",
+    "validate_objects",
+]
+
+KUBERNETES_VERSIONS = ("1.33.0", "1.37.0")
+"""Oldest Kubernetes minor workstack supports (GKE and EKS standard support), and newest known."""
+
+
+@dataclass
+class SchemaCheck:
+    """Outcome of validating a set of objects.
+
+    Attributes:
+        errors: One message per invalid object and version, naming kind, name and field.
+        unchecked: Custom resources whose CRD was not available (``kind/name``).
+        checked: How many objects were checked against a schema.
+    """
+
+    errors: list[str] = field(default_factory=list)
+    unchecked: list[str] = field(default_factory=list)
+    checked: int = 0
+
+
+def _strict(schema: Any) -> Any:
+    """Forbid fields a structural schema does not declare, as strict field validation does."""
+    if isinstance(schema, dict):
+        schema = {key: _strict(value) for key, value in schema.items()}
+        if (
+            schema.get("type") == "object"
+            and "properties" in schema
+            and "additionalProperties" not in schema
+            and not schema.get("x-kubernetes-preserve-unknown-fields")
+        ):
+            schema["additionalProperties"] = False
+        return schema
+    if isinstance(schema, list):
+        return [_strict(item) for item in schema]
+    return schema
+
+
+class CrdCatalog:
+    """The schemas of the CustomResourceDefinitions found in some folders."""
+
+    def __init__(self, folders: Iterable[Path]) -> None:
+        self._schemas: dict[tuple[str, str], dict[str, Any]] = {}
+        for folder in folders:
+            for path in sorted(folder.glob("*.yaml")):
+                # The Argo CRDs are megabytes of YAML: use libyaml's loader where it is built in.
+                loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+                for document in yaml.load_all(path.read_text(), Loader=loader):
+                    if (
+                        isinstance(document, dict)
+                        and document.get("kind") == "CustomResourceDefinition"
+                    ):
+                        self._add(document)
+
+    def _add(self, crd: dict[str, Any]) -> None:
+        spec = crd["spec"]
+        for version in spec.get("versions", []):
+            schema = (version.get("schema") or {}).get("openAPIV3Schema")
+            if schema is not None:
+                api_version = f"{spec['group']}/{version['name']}"
+                self._schemas[(api_version, spec["names"]["kind"])] = _strict(copy.deepcopy(schema))
+
+    def schema_for(self, api_version: str, kind: str) -> dict[str, Any] | None:
+        """The strict schema for ``kind`` at ``api_version``, or None if no CRD declares it."""
+        return self._schemas.get((api_version, kind))
+
+    def __len__(self) -> int:
+        return len(self._schemas)
+
+
+def default_crd_dirs(project_root: Path) -> list[Path]:
+    """Folders holding upstream CRDs that exist on this machine.
+
+    These are ``../shared/crds`` beside the project and the CRDs that ship inside the
+    ``dask-kubernetes`` package when it is installed.
+    """
+    folders = [project_root.parent / "shared" / "crds"]
+    spec = importlib.util.find_spec("dask_kubernetes")
+    if spec is not None and spec.submodule_search_locations:
+        package = Path(next(iter(spec.submodule_search_locations)))
+        folders.append(package / "operator" / "customresources")
+    return [folder for folder in folders if folder.is_dir()]
+
+
+@functools.cache
+def _builtin_validator(version: str, api_version: str, kind: str) -> Any:
+    """A strict validator for a built-in kind, built once per version and kind.
+
+    ``kubernetes_validate.validate`` re-reads the 1.5 MB definitions file and rebuilds its
+    reference registry on every call; the schemas are the same, so they are loaded once here.
+
+    Returns:
+        A jsonschema validator, or None when the version has no schema for the kind.
+    """
+    import jsonschema
+    from kubernetes_validate import utils
+    from referencing import Registry, Resource
+
+    folder = f"kubernetes-json-schema/v{version}-local-strict"
+    # "rbac.authorization.k8s.io/v1" -> "rbac-v1", as the schema files are named.
+    group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    try:
+        schema = utils.schema_contents(f"{folder}/{kind.lower()}-{group_version}.json", version)
+    except FileNotFoundError:
+        return None
+    definitions = utils.schema_contents(f"{folder}/_definitions.json", version)
+    registry = Resource.from_contents(definitions) @ (Resource.from_contents(schema) @ Registry())
+    return jsonschema.Draft202012Validator(schema, registry=registry)
+
+
+def _is_builtin(api_version: str) -> bool:
+    group = api_version.split("/")[0] if "/" in api_version else ""
+    return "." not in group or group.endswith(".k8s.io")
+
+
+def validate_objects(objects: Iterable[dict[str, Any]], catalog: CrdCatalog) -> SchemaCheck:
+    """Validate every object against its schema.
+
+    Built-in kinds are checked for each of :data:`KUBERNETES_VERSIONS`, custom resources
+    against their CRD.
+
+    Raises:
+        ModuleNotFoundError: ``kubernetes-validate`` or ``jsonschema`` is not installed (they
+            come with the ``[dev]`` extra).
+    """
+    import jsonschema
+
+    result = SchemaCheck()
+    for obj in objects:
+        kind = obj.get("kind", "")
+        label = f"{kind}/{obj.get('metadata', {}).get('name')}"
+        api_version = obj.get("apiVersion", "")
+        if _is_builtin(api_version):
+            result.checked += 1
+            for version in KUBERNETES_VERSIONS:
+                validator = _builtin_validator(version, api_version, kind)
+                if validator is None:
+                    result.errors.append(f"{label}: no schema for {api_version} in k8s {version}")
+                    continue
+                for failure in validator.iter_errors(obj):
+                    path = ".".join(str(p) for p in failure.absolute_path)
+                    result.errors.append(f"{label} (k8s {version}) at {path}: {failure.message}")
+            continue
+        schema = catalog.schema_for(api_version, kind)
+        if schema is None:
+            result.unchecked.append(label)
+            continue
+        result.checked += 1
+        for failure in jsonschema.Draft7Validator(schema).iter_errors(obj):
+            path = ".".join(str(p) for p in failure.absolute_path)
+            result.errors.append(f"{label} (CRD) at {path}: {failure.message}")
+    return result

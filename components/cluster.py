@@ -1,0 +1,131 @@
+"""The shape every cluster component shares, so workload components accept any of them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from workstack.components._objects import create_object
+from workstack.components.manifests import NamespaceSpec, SpecError, build_namespace
+from workstack.components.manifests.validation import require_int
+
+__all__ = ["Cloud", "KubernetesCluster", "Registry", "check_node_range"]
+
+Cloud = Literal["minikube", "gke", "eks"]
+
+
+@dataclass(frozen=True)
+class Registry:
+    """Where a cluster's workload images are pushed, and how pushes authenticate.
+
+    Attributes:
+        kind: ``artifact-registry`` (authenticates with the deployer's Google access token)
+            or ``ecr`` (authenticates with an ECR authorization token for ``registry_id``).
+            Neither needs a credential from the user.
+        url: The repository URL images are pushed under.
+        server: Registry host name to log in to.
+        registry_id: The AWS account that owns an ECR repository; None for Artifact Registry.
+    """
+
+    kind: Literal["artifact-registry", "ecr"]
+    url: pulumi.Output[str]
+    server: pulumi.Output[str]
+    registry_id: pulumi.Output[str] | None = None
+
+    def image_ref(self, image: str, tag: str) -> pulumi.Output[str]:
+        """The full reference for ``image`` at ``tag`` in this registry.
+
+        Artifact Registry holds one image per path (``<url>/<image>:<tag>``); the ECR repository
+        is a single repository, so the image name goes into the tag (``<url>:<image>-<tag>``).
+        """
+        if self.kind == "ecr":
+            return self.url.apply(lambda url: f"{url}:{image}-{tag}")
+        return self.url.apply(lambda url: f"{url}/{image}:{tag}")
+
+
+def check_node_range(min_nodes: int, max_nodes: int) -> None:
+    """Validate an autoscaling node range: ``0 <= min_nodes <= max_nodes``, ``max_nodes >= 1``.
+
+    Raises:
+        SpecError: Naming ``min_nodes`` or ``max_nodes``.
+    """
+    require_int("min_nodes", min_nodes, minimum=0, maximum=1000)
+    require_int("max_nodes", max_nodes, minimum=1, maximum=1000)
+    if min_nodes > max_nodes:
+        raise SpecError("min_nodes", min_nodes, f"must not exceed max_nodes ({max_nodes})")
+
+
+class KubernetesCluster(pulumi.ComponentResource):
+    """Base for MinikubeCluster, GkeCluster and EksCluster: one set of outputs for all three.
+
+    Subclasses create their cloud resources, then call :meth:`_connect` with the kubeconfig,
+    which makes the Kubernetes provider and the workload namespace, and finally
+    ``register_outputs``.
+    """
+
+    cloud: Cloud
+    """Which kind of cluster this is."""
+
+    kubeconfig: pulumi.Output[str]
+    """Kubeconfig (contents, or for an existing cluster the path the provider reads); secret."""
+
+    provider: k8s.Provider
+    """Kubernetes provider for this cluster. Pass it to children with ``ResourceOptions``."""
+
+    namespace: pulumi.Output[str]
+    """Name of the workload namespace, resolved once the namespace exists."""
+
+    registry: Registry | None
+    """Where images are pushed; None when images are loaded straight into the cluster."""
+
+    def _connect(
+        self,
+        name: str,
+        *,
+        kubeconfig: pulumi.Input[str],
+        namespace: str,
+        context: str | None = None,
+        delete_unreachable: bool = False,
+        depends_on: list[pulumi.Resource] | None = None,
+    ) -> None:
+        """Create the Kubernetes provider and the workload namespace.
+
+        Args:
+            name: The component's name; children are named after it.
+            kubeconfig: Kubeconfig contents, or the path of a kubeconfig file.
+            namespace: Workload namespace name.
+            context: Kubeconfig context to use; None uses the current context.
+            delete_unreachable: Let ``pulumi destroy`` forget objects whose cluster is already
+                gone, so a torn-down preview environment leaves no stuck state behind.
+            depends_on: Resources that must exist before the provider connects (node pools).
+        """
+        self.kubeconfig = pulumi.Output.secret(kubeconfig)
+        self.provider = k8s.Provider(
+            f"{name}-provider",
+            kubeconfig=kubeconfig,
+            context=context,
+            delete_unreachable=delete_unreachable,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
+        )
+        spec = NamespaceSpec(name=namespace, instance=name, stack=pulumi.get_stack())
+        created = create_object(
+            f"{name}-namespace",
+            build_namespace(spec),
+            pulumi.ResourceOptions(parent=self, provider=self.provider),
+        )
+        # Resolves only once the namespace exists, so everything placed in it waits for it.
+        self.namespace = created.id.apply(lambda _: namespace)
+
+    def _register(self) -> None:
+        """Register the common outputs; subclasses call this last."""
+        outputs: dict[str, object] = {
+            "cloud": self.cloud,
+            "kubeconfig": self.kubeconfig,
+            "namespace": self.namespace,
+        }
+        if self.registry is not None:
+            outputs["registry_url"] = self.registry.url
+        self.register_outputs(outputs)

@@ -1,0 +1,246 @@
+"""An EKS cluster on pulumi_eks: access entries, a managed node group, Pod Identity and ECR."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_eks as eks
+
+from workstack.components.cluster import KubernetesCluster, Registry, check_node_range
+from workstack.components.manifests import SpecError, require_choice, require_dns1123_label
+
+__all__ = ["EKS_IDENTITY_MODES", "EksCluster", "EksClusterArgs"]
+
+EKS_IDENTITY_MODES = ("pod-identity", "irsa")
+
+_CLUSTER_NAME = re.compile(r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$")
+_VERSION = re.compile(r"^1\.[0-9]{2}$")
+_IAM_PRINCIPAL = re.compile(r"^arn:aws[a-z-]*:(iam|sts)::[0-9]{12}:[A-Za-z0-9+=,.@_/-]+$")
+_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+_NODE_POLICIES = (
+    "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
+    "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
+    "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryPullOnly",
+)
+
+
+@dataclass(kw_only=True, frozen=True)
+class EksClusterArgs:
+    """Arguments for :class:`EksCluster`.
+
+    Attributes:
+        cluster_name: EKS cluster name; also names the ECR repository (lowercased).
+        instance_types: Node instance types; several help Spot find capacity.
+        min_nodes: Lower bound of the managed node group.
+        max_nodes: Upper bound of the managed node group.
+        spot: Use Spot capacity for the node group.
+        kubernetes_version: Control plane version such as ``1.33``; None lets EKS choose.
+        admin_principal_arns: IAM users or roles given cluster-admin through access entries,
+            besides whoever runs ``pulumi up`` (who is made admin at creation).
+        identity: How pods get AWS credentials: ``pod-identity`` (the EKS Pod Identity agent
+            add-on) or ``irsa`` (an IAM OIDC provider for IAM Roles for Service Accounts).
+        deletion_protection: Refuse deletion of the cluster. Turn off for ephemeral stacks.
+        force_delete_images: Let ``pulumi destroy`` delete the ECR repository with its images.
+            Turn on for ephemeral stacks.
+        vpc_id: VPC for the cluster; None uses the account's default VPC.
+        subnet_ids: Subnets for control plane and nodes; empty uses the VPC's subnets.
+        namespace: Workload namespace to create.
+    """
+
+    cluster_name: str
+    instance_types: tuple[str, ...] = ("m6i.large",)
+    min_nodes: int = 1
+    max_nodes: int = 3
+    spot: bool = False
+    kubernetes_version: str | None = None
+    admin_principal_arns: tuple[str, ...] = ()
+    identity: str = "pod-identity"
+    deletion_protection: bool = True
+    force_delete_images: bool = False
+    vpc_id: str | None = None
+    subnet_ids: tuple[str, ...] = ()
+    namespace: str = "workstack"
+
+    def __post_init__(self) -> None:
+        if not _CLUSTER_NAME.match(self.cluster_name):
+            raise SpecError(
+                "cluster_name",
+                self.cluster_name,
+                "expected 1-100 of A-Z, a-z, 0-9, '-' and '_', starting with a letter or digit",
+            )
+        if not self.instance_types or not all(t.strip() for t in self.instance_types):
+            raise SpecError("instance_types", self.instance_types, "expected one or more types")
+        check_node_range(self.min_nodes, self.max_nodes)
+        if self.kubernetes_version is not None and not _VERSION.match(self.kubernetes_version):
+            raise SpecError(
+                "kubernetes_version", self.kubernetes_version, "expected a version such as 1.33"
+            )
+        for arn in self.admin_principal_arns:
+            if not _IAM_PRINCIPAL.match(arn):
+                raise SpecError(
+                    "admin_principal_arns",
+                    arn,
+                    "expected an IAM user or role ARN such as arn:aws:iam::123456789012:role/admin",
+                )
+        require_choice("identity", self.identity, EKS_IDENTITY_MODES)
+        if self.subnet_ids and self.vpc_id is None:
+            raise SpecError("subnet_ids", self.subnet_ids, "subnet_ids need vpc_id to be set")
+        require_dns1123_label("namespace", self.namespace)
+
+
+class EksCluster(KubernetesCluster):
+    """An EKS cluster ready for workloads.
+
+    Access is managed with EKS access entries (authentication mode ``API``, no ``aws-auth``
+    ConfigMap); nodes come from a managed node group whose role can only join the cluster and
+    pull images; pods get AWS credentials through EKS Pod Identity (or IRSA), never static keys.
+    An ECR repository holds the workload images.
+
+    The node group is bounded by ``min_nodes``/``max_nodes`` and starts at ``min_nodes`` (at
+    least one); growing it on demand needs an autoscaler such as Karpenter.
+    """
+
+    cluster_name: pulumi.Output[str]
+    """Name of the EKS cluster."""
+
+    identity: str
+    """``pod-identity`` or ``irsa``: how workloads are granted AWS access."""
+
+    oidc_provider_arn: pulumi.Output[str] | None
+    """ARN of the IAM OIDC provider (IRSA only)."""
+
+    oidc_issuer: pulumi.Output[str] | None
+    """OIDC issuer host and path, without scheme (IRSA only)."""
+
+    def __init__(
+        self, name: str, args: EksClusterArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("workstack:cluster:EksCluster", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.cloud = "eks"
+        self.identity = args.identity
+
+        node_role = aws.iam.Role(
+            f"{name}-node-role",
+            assume_role_policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "ec2.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+            opts=child,
+        )
+        for policy_arn in _NODE_POLICIES:
+            aws.iam.RolePolicyAttachment(
+                f"{name}-node-{policy_arn.rsplit('/', 1)[1].lower().replace('_', '-')}",
+                role=node_role.name,
+                policy_arn=policy_arn,
+                opts=child,
+            )
+
+        cluster = eks.Cluster(
+            f"{name}-eks",
+            name=args.cluster_name,
+            version=args.kubernetes_version,
+            authentication_mode=eks.AuthenticationMode.API,
+            access_entries={
+                f"admin-{index}": eks.AccessEntryArgs(
+                    principal_arn=arn,
+                    access_policies={
+                        "cluster-admin": eks.AccessPolicyAssociationArgs(
+                            policy_arn=_ADMIN_POLICY,
+                            access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(
+                                type="cluster"
+                            ),
+                        )
+                    },
+                )
+                for index, arn in enumerate(args.admin_principal_arns)
+            },
+            skip_default_node_group=True,
+            create_oidc_provider=args.identity == "irsa",
+            vpc_id=args.vpc_id,
+            subnet_ids=list(args.subnet_ids) or None,
+            deletion_protection=args.deletion_protection,
+            opts=child,
+        )
+        self.cluster_name = pulumi.Output.from_input(args.cluster_name)
+        self.oidc_provider_arn = cluster.oidc_provider_arn if args.identity == "irsa" else None
+        self.oidc_issuer = cluster.oidc_issuer if args.identity == "irsa" else None
+
+        node_group = eks.ManagedNodeGroup(
+            f"{name}-nodes",
+            cluster=cluster,
+            node_role=node_role,
+            instance_types=list(args.instance_types),
+            capacity_type="SPOT" if args.spot else "ON_DEMAND",
+            scaling_config={
+                "min_size": args.min_nodes,
+                "max_size": args.max_nodes,
+                "desired_size": max(args.min_nodes, 1),
+            },
+            opts=child,
+        )
+        if args.identity == "pod-identity":
+            eks.Addon(
+                f"{name}-pod-identity-agent",
+                cluster=cluster,
+                addon_name="eks-pod-identity-agent",
+                opts=child,
+            )
+
+        repository = aws.ecr.Repository(
+            f"{name}-images",
+            name=f"{args.cluster_name.lower()}-images",
+            force_delete=args.force_delete_images,
+            image_scanning_configuration={"scan_on_push": True},
+            encryption_configurations=[{"encryption_type": "AES256"}],
+            opts=child,
+        )
+        aws.ecr.LifecyclePolicy(
+            f"{name}-images-expiry",
+            repository=repository.name,
+            policy=json.dumps(
+                {
+                    "rules": [
+                        {
+                            "rulePriority": 1,
+                            "description": "Drop untagged images after 7 days",
+                            "selection": {
+                                "tagStatus": "untagged",
+                                "countType": "sinceImagePushed",
+                                "countUnit": "days",
+                                "countNumber": 7,
+                            },
+                            "action": {"type": "expire"},
+                        }
+                    ]
+                }
+            ),
+            opts=child,
+        )
+        self.registry = Registry(
+            kind="ecr",
+            url=repository.repository_url,
+            server=repository.repository_url.apply(lambda url: url.split("/", 1)[0]),
+            registry_id=repository.registry_id,
+        )
+
+        self._connect(
+            name,
+            kubeconfig=cluster.kubeconfig_json,
+            namespace=args.namespace,
+            delete_unreachable=not args.deletion_protection,
+            depends_on=[node_group],
+        )
+        self._register()

@@ -1,0 +1,217 @@
+"""The stack's config, read once into a typed, validated :class:`StackConfig`.
+
+Key names, types and defaults come from the ``config:`` schema in ``Pulumi.yaml``; the rules
+about what a value may be come from the component argument classes, whose errors are renamed
+here to the config key the user wrote. Every problem is reported at once, before any
+resource is registered.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+
+from workstack.components import (
+    Cloud,
+    EksClusterArgs,
+    GkeClusterArgs,
+    MinikubeClusterArgs,
+    SpecError,
+)
+from workstack.project import ConfigError, Problem, PulumiProject, load_project
+
+__all__ = ["CLOUDS", "ClusterArgs", "StackConfig", "load_stack_config", "parse_stack_config"]
+
+CLOUDS: tuple[Cloud, ...] = ("minikube", "gke", "eks")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+ClusterArgs = MinikubeClusterArgs | GkeClusterArgs | EksClusterArgs
+
+
+@dataclass(kw_only=True, frozen=True)
+class StackConfig:
+    """Everything the stack program needs, typed and validated.
+
+    Attributes:
+        stack: Stack name.
+        cloud: Which cluster component the stack uses.
+        ephemeral: Whether the stack is a preview environment meant to be destroyed.
+        cluster: Arguments of the cluster component.
+    """
+
+    stack: str
+    cloud: Cloud
+    ephemeral: bool
+    cluster: ClusterArgs
+
+
+def load_stack_config() -> StackConfig:
+    """Read this deployment's config from the Pulumi runtime and validate it.
+
+    Raises:
+        ConfigError: Naming every invalid, missing or unknown key.
+    """
+    # pulumi.Config can only look keys up; unknown keys are found by listing the full map the
+    # engine handed the program (the PULUMI_CONFIG environment, or set_all_config).
+    values: dict[str, str] = dict(pulumi.runtime.get_config_env())
+    values.update(pulumi.runtime.config.CONFIG.get())
+    return parse_stack_config(load_project(PROJECT_ROOT), pulumi.get_stack(), values)
+
+
+def parse_stack_config(
+    project: PulumiProject, stack: str, values: Mapping[str, str]
+) -> StackConfig:
+    """Validate a stack's raw config (full key to string) into a :class:`StackConfig`.
+
+    Raises:
+        ConfigError: Naming every invalid, missing or unknown key.
+    """
+    typed = project.parse_config(stack, values)
+    cloud = typed["cloud"]
+    if cloud not in CLOUDS:
+        raise ConfigError(
+            stack, [Problem("workstack:cloud", cloud, "allowed: " + ", ".join(CLOUDS))]
+        )
+
+    builders: dict[str, Callable[[dict[str, Any], Mapping[str, str], str], ClusterArgs]] = {
+        "minikube": _minikube_args,
+        "gke": _gke_args,
+        "eks": _eks_args,
+    }
+    problems = _missing_provider_keys(cloud, values)
+    if problems:
+        raise ConfigError(stack, problems)
+    cluster = builders[cloud](typed, values, stack)
+    return StackConfig(stack=stack, cloud=cloud, ephemeral=typed["ephemeral"], cluster=cluster)
+
+
+def _missing_provider_keys(cloud: str, values: Mapping[str, str]) -> list[Problem]:
+    required: dict[str, list[tuple[str, ...]]] = {
+        "gke": [("gcp:project",), ("gcp:region", "gcp:zone")],
+        "eks": [("aws:region",)],
+    }
+    problems = []
+    for alternatives in required.get(cloud, []):
+        if not any(values.get(key) for key in alternatives):
+            problems.append(
+                Problem(
+                    " or ".join(alternatives),
+                    None,
+                    f"required when workstack:cloud is {cloud}; "
+                    f"set it with `pulumi config set {alternatives[0]} <value>`",
+                )
+            )
+    return problems
+
+
+def default_cluster_name(stack: str) -> str:
+    """``workstack-<stack>``, made a valid cluster name on every cloud (at most 40 chars)."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", stack.lower()).strip("-")
+    return f"workstack-{slug}"[:40].rstrip("-")
+
+
+def _build(stack: str, keys: Mapping[str, str], make: Callable[[], ClusterArgs]) -> ClusterArgs:
+    """Run ``make``; rename a SpecError's argument names to the config keys they came from.
+
+    Besides the failing field, messages may mention other arguments (``max_nodes``); those
+    are renamed too. Only snake_case names are, so plain words in a message are left alone.
+    """
+    try:
+        return make()
+    except SpecError as error:
+        allowed = error.allowed
+        for argument, key in keys.items():
+            if "_" in argument:
+                allowed = re.sub(rf"(?<![\w-]){argument}(?![\w-])", key, allowed)
+        raise ConfigError(
+            stack, [Problem(keys.get(error.field, error.field), error.value, allowed)]
+        ) from None
+
+
+def _minikube_args(typed: dict[str, Any], values: Mapping[str, str], stack: str) -> ClusterArgs:
+    keys = {
+        "kubeconfig_path": "workstack:kubeconfig",
+        "context": "workstack:kubeContext",
+        "namespace": "workstack:namespace",
+    }
+    return _build(
+        stack,
+        keys,
+        lambda: MinikubeClusterArgs(
+            kubeconfig_path=typed["kubeconfig"] or None,
+            context=typed["kubeContext"],
+            namespace=typed["namespace"],
+        ),
+    )
+
+
+def _node_keys() -> dict[str, str]:
+    return {
+        "cluster_name": "workstack:clusterName",
+        "min_nodes": "workstack:nodeMin",
+        "max_nodes": "workstack:nodeMax",
+        "namespace": "workstack:namespace",
+    }
+
+
+def _gke_args(typed: dict[str, Any], values: Mapping[str, str], stack: str) -> ClusterArgs:
+    location_key = "gcp:zone" if values.get("gcp:zone") else "gcp:region"
+    keys = _node_keys() | {
+        "project": "gcp:project",
+        "location": location_key,
+        "machine_type": "workstack:nodeType",
+        "release_channel": "workstack:gkeReleaseChannel",
+    }
+    node_type = {"machine_type": typed["nodeType"]} if typed["nodeType"] else {}
+    return _build(
+        stack,
+        keys,
+        lambda: GkeClusterArgs(
+            project=values["gcp:project"],
+            location=values[location_key],
+            cluster_name=typed["clusterName"] or default_cluster_name(stack),
+            min_nodes=typed["nodeMin"],
+            max_nodes=typed["nodeMax"],
+            spot=typed["nodeSpot"],
+            release_channel=typed["gkeReleaseChannel"],
+            deletion_protection=not typed["ephemeral"],
+            namespace=typed["namespace"],
+            **node_type,
+        ),
+    )
+
+
+def _eks_args(typed: dict[str, Any], values: Mapping[str, str], stack: str) -> ClusterArgs:
+    keys = _node_keys() | {
+        "instance_types": "workstack:nodeType",
+        "kubernetes_version": "workstack:eksVersion",
+        "identity": "workstack:eksIdentity",
+        "admin_principal_arns": "workstack:eksAdminArns",
+        "vpc_id": "workstack:eksVpcId",
+        "subnet_ids": "workstack:eksSubnetIds",
+    }
+    node_type = {"instance_types": (typed["nodeType"],)} if typed["nodeType"] else {}
+    return _build(
+        stack,
+        keys,
+        lambda: EksClusterArgs(
+            cluster_name=typed["clusterName"] or default_cluster_name(stack),
+            min_nodes=typed["nodeMin"],
+            max_nodes=typed["nodeMax"],
+            spot=typed["nodeSpot"],
+            kubernetes_version=typed["eksVersion"] or None,
+            admin_principal_arns=tuple(typed["eksAdminArns"]),
+            identity=typed["eksIdentity"],
+            deletion_protection=not typed["ephemeral"],
+            force_delete_images=typed["ephemeral"],
+            vpc_id=typed["eksVpcId"] or None,
+            subnet_ids=tuple(typed["eksSubnetIds"]),
+            namespace=typed["namespace"],
+            **node_type,
+        ),
+    )

@@ -1,0 +1,184 @@
+"""Each stack, evaluated offline under Pulumi's mocks: what it creates and that it is valid."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import yaml
+
+from workstack.offline import Deployment, Secret
+from workstack.project import PulumiProject
+from workstack.render import rendered_objects
+
+from .harness import deploy
+
+STACKS = ["minikube", "gke", "eks"]
+
+
+@pytest.fixture(scope="module", params=STACKS)
+def stack(request: pytest.FixtureRequest, project: PulumiProject) -> tuple[str, Deployment]:
+    return request.param, deploy(project, request.param)
+
+
+def only(deployment: Deployment, type_token: str) -> dict[str, Any]:
+    found = deployment.of_type(type_token)
+    assert len(found) == 1, f"expected one {type_token}, got {len(found)}"
+    return found[0].inputs
+
+
+def test_every_rendered_object_is_schema_valid(
+    stack: tuple[str, Deployment], assert_schema_valid: Any
+) -> None:
+    _, deployment = stack
+    objects = rendered_objects(deployment)
+    assert objects, "a stack renders at least its namespace"
+    result = assert_schema_valid(objects)
+    assert result.checked == len(objects)
+
+
+def test_kubernetes_objects_go_through_the_cluster_provider(stack: tuple[str, Deployment]) -> None:
+    _, deployment = stack
+    objects = [r for r in deployment.resources if r.is_kubernetes_object]
+    providers = deployment.of_type("pulumi:providers:kubernetes")
+    assert len(providers) == 1
+    for resource in objects:
+        assert resource.provider, f"{resource.name} would use the ambient kubeconfig"
+        assert "cluster-provider" in resource.provider, resource.name
+
+
+def test_workload_namespace_and_common_outputs(stack: tuple[str, Deployment]) -> None:
+    name, deployment = stack
+    namespace = only(deployment, "kubernetes:core/v1:Namespace")
+    labels = namespace["metadata"]["labels"]
+    assert namespace["metadata"]["name"] == "workstack"
+    assert labels["workstack.dev/stack"] == name
+    assert labels["app.kubernetes.io/managed-by"] == "pulumi"
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    outputs = deployment.outputs
+    assert outputs["cloud"] == name
+    assert outputs["namespace"] == "workstack"
+    assert isinstance(outputs["kubeconfig"], Secret), "the kubeconfig must be a secret output"
+
+
+def test_minikube_creates_nothing_in_a_cloud(project: PulumiProject) -> None:
+    deployment = deploy(project, "minikube")
+    assert {r.type for r in deployment.resources} == {
+        "workstack:cluster:MinikubeCluster",
+        "pulumi:providers:kubernetes",
+        "kubernetes:core/v1:Namespace",
+    }
+    provider = only(deployment, "pulumi:providers:kubernetes")
+    assert provider["context"] == "minikube"
+    assert deployment.outputs["registry"] is None
+
+
+def test_minikube_kubeconfig_path_and_context_are_configurable(project: PulumiProject) -> None:
+    deployment = deploy(project, "minikube", kubeconfig="/etc/kind.yaml", kubeContext="kind-dev")
+    provider = only(deployment, "pulumi:providers:kubernetes")
+    assert provider["context"] == "kind-dev"
+    assert provider["kubeconfig"] == "/etc/kind.yaml"
+
+
+def test_gke_cluster(project: PulumiProject) -> None:
+    deployment = deploy(project, "gke")
+    cluster = only(deployment, "gcp:container/cluster:Cluster")
+    assert cluster["removeDefaultNodePool"] is True
+    assert cluster["deletionProtection"] is True
+    assert cluster["workloadIdentityConfig"] == {"workloadPool": "workstack-demo.svc.id.goog"}
+    assert cluster["releaseChannel"] == {"channel": "REGULAR"}
+    assert cluster["datapathProvider"] == "ADVANCED_DATAPATH"
+
+    pool = only(deployment, "gcp:container/nodePool:NodePool")
+    assert pool["autoscaling"]["totalMinNodeCount"] == 1
+    assert pool["autoscaling"]["totalMaxNodeCount"] == 4
+    assert pool["nodeConfig"]["spot"] is True
+    assert pool["nodeConfig"]["machineType"] == "e2-standard-4"
+    assert pool["nodeConfig"]["workloadMetadataConfig"] == {"mode": "GKE_METADATA"}
+    account = only(deployment, "gcp:serviceaccount/account:Account")
+    assert pool["nodeConfig"]["serviceAccount"].startswith(account["accountId"] + "@")
+
+    roles = {r.inputs["role"] for r in deployment.of_type("gcp:projects/iAMMember:IAMMember")}
+    assert "roles/owner" not in roles
+    assert "roles/editor" not in roles
+    repository = only(deployment, "gcp:artifactregistry/repository:Repository")
+    assert repository["format"] == "DOCKER"
+    assert repository["location"] == "europe-west1"
+    assert deployment.outputs["registry"] == (
+        "europe-west1-docker.pkg.dev/workstack-demo/workstack-gke-images"
+    )
+
+
+def test_gke_kubeconfig_uses_the_auth_plugin(project: PulumiProject) -> None:
+    deployment = deploy(project, "gke")
+    kubeconfig = deployment.outputs["kubeconfig"]
+    assert isinstance(kubeconfig, Secret)
+    document = yaml.safe_load(kubeconfig.value)
+    assert document["users"][0]["user"]["exec"]["command"] == "gke-gcloud-auth-plugin"
+    assert document["current-context"] == "gke_workstack-demo_europe-west1-b_workstack-gke"
+
+
+def test_eks_cluster(project: PulumiProject) -> None:
+    deployment = deploy(project, "eks", eksAdminArns='["arn:aws:iam::123456789012:role/admin"]')
+    cluster = only(deployment, "eks:index:Cluster")
+    assert cluster["authenticationMode"] == "API"
+    assert cluster["skipDefaultNodeGroup"] is True
+    assert cluster["createOidcProvider"] is False
+    assert cluster["deletionProtection"] is True
+    entry = cluster["accessEntries"]["admin-0"]
+    assert entry["principalArn"] == "arn:aws:iam::123456789012:role/admin"
+    assert entry["accessPolicies"]["cluster-admin"]["accessScope"] == {"type": "cluster"}
+
+    nodes = only(deployment, "eks:index:ManagedNodeGroup")
+    assert nodes["instanceTypes"] == ["m6i.large"]
+    assert nodes["capacityType"] == "ON_DEMAND"
+    assert nodes["scalingConfig"] == {"minSize": 1, "maxSize": 4, "desiredSize": 1}
+    assert only(deployment, "eks:index:Addon")["addonName"] == "eks-pod-identity-agent"
+
+    repository = only(deployment, "aws:ecr/repository:Repository")
+    assert repository["forceDelete"] is False
+    assert repository["imageScanningConfiguration"] == {"scanOnPush": True}
+    policies = {
+        r.inputs["policyArn"]
+        for r in deployment.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    }
+    assert not [p for p in policies if "Admin" in p or "FullAccess" in p]
+    assert deployment.outputs["registry"].endswith(
+        ".dkr.ecr.eu-west-1.amazonaws.com/workstack-eks-images"
+    )
+
+
+def test_eks_irsa_mode_creates_an_oidc_provider_instead_of_the_agent(
+    project: PulumiProject,
+) -> None:
+    deployment = deploy(project, "eks", eksIdentity="irsa")
+    assert only(deployment, "eks:index:Cluster")["createOidcProvider"] is True
+    assert not deployment.of_type("eks:index:Addon")
+
+
+@pytest.mark.parametrize("stack_name", ["gke", "eks"])
+def test_ephemeral_stacks_can_be_destroyed_completely(
+    project: PulumiProject, stack_name: str
+) -> None:
+    deployment = deploy(project, stack_name, ephemeral=True)
+    provider = only(deployment, "pulumi:providers:kubernetes")
+    assert provider["deleteUnreachable"] == "true"  # provider inputs travel as strings
+    if stack_name == "gke":
+        assert only(deployment, "gcp:container/cluster:Cluster")["deletionProtection"] is False
+    else:
+        assert only(deployment, "eks:index:Cluster")["deletionProtection"] is False
+        assert only(deployment, "aws:ecr/repository:Repository")["forceDelete"] is True
+
+
+def test_component_types_follow_the_house_token_scheme(stack: tuple[str, Deployment]) -> None:
+    _, deployment = stack
+    ours = [r.type for r in deployment.resources if r.type.startswith("workstack:")]
+    assert ours
+    assert all(t.count(":") == 2 and t.split(":")[1] == "cluster" for t in ours)
+
+
+def test_nothing_secret_leaks_into_rendered_text(stack: tuple[str, Deployment]) -> None:
+    _, deployment = stack
+    text = json.dumps(rendered_objects(deployment))
+    assert "certificate-authority-data" not in text

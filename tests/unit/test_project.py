@@ -1,0 +1,88 @@
+"""Pulumi.yaml and stack files, read the way the Pulumi CLI reads them."""
+
+from pathlib import Path
+
+import pytest
+
+from workstack.project import ConfigError, PulumiProject, find_project, load_project
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_project_file_is_a_python_project_with_stacks_folder(project: PulumiProject) -> None:
+    assert project.name == "workstack"
+    assert project.main == ROOT / "stacks"
+    assert project.stack_config_dir == ROOT / "stacks"
+    assert project.stacks() == ["eks", "gke", "minikube"]
+
+
+def test_every_key_is_typed_described_and_defaulted(project: PulumiProject) -> None:
+    for key in project.schema.values():
+        assert key.type in ("string", "integer", "boolean", "array")
+        assert key.description, f"{key.name} needs a description"
+        assert key.default is not None, f"{key.name} needs a default"
+        if key.type == "array":
+            assert key.items == "string"
+
+
+def test_project_defaults_are_pinned(project: PulumiProject) -> None:
+    defaults = {name: key.default for name, key in project.schema.items()}
+    assert defaults == {
+        "cloud": "minikube",
+        "namespace": "workstack",
+        "ephemeral": False,
+        "clusterName": "",
+        "nodeType": "",
+        "nodeMin": 1,
+        "nodeMax": 3,
+        "nodeSpot": False,
+        "kubeconfig": "",
+        "kubeContext": "minikube",
+        "gkeReleaseChannel": "REGULAR",
+        "eksVersion": "",
+        "eksIdentity": "pod-identity",
+        "eksAdminArns": [],
+        "eksVpcId": "",
+        "eksSubnetIds": [],
+    }
+
+
+def test_read_stack_applies_defaults_and_encodes_like_the_engine(project: PulumiProject) -> None:
+    settings = project.read_stack("gke")
+    assert settings.values["workstack:cloud"] == "gke"
+    assert settings.values["workstack:nodeMax"] == "4"
+    assert settings.values["workstack:nodeSpot"] == "true"
+    assert settings.values["workstack:eksAdminArns"] == "[]"  # a default, JSON-encoded
+    assert settings.values["gcp:project"] == "workstack-demo"
+
+
+def test_secure_values_become_secret_placeholders(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.yaml").write_text(
+        "name: demo\nruntime: python\nconfig:\n  token:\n    type: string\n    default: ''\n"
+    )
+    (tmp_path / "Pulumi.dev.yaml").write_text("config:\n  demo:token:\n    secure: AAABAFx==\n")
+    settings = load_project(tmp_path).read_stack("dev")
+    assert settings.values["demo:token"] == "[secret]"
+    assert settings.secret_keys == ["demo:token"]
+
+
+def test_missing_stack_names_the_known_ones(project: PulumiProject) -> None:
+    with pytest.raises(FileNotFoundError, match="stacks: eks, gke, minikube"):
+        project.read_stack("azure")
+
+
+def test_find_project_walks_up(tmp_path: Path) -> None:
+    assert find_project(ROOT / "components" / "manifests").root == ROOT
+    with pytest.raises(FileNotFoundError, match=r"no Pulumi\.yaml"):
+        find_project(tmp_path)
+
+
+def test_parse_config_reports_every_problem_at_once(project: PulumiProject) -> None:
+    values = {"workstack:nodeMin": "two", "workstack:nodeSpot": "yes", "workstack:colour": "red"}
+    with pytest.raises(ConfigError) as caught:
+        project.parse_config("dev", values)
+    message = str(caught.value)
+    assert "workstack:nodeMin: 'two' is not allowed; expected an integer" in message
+    assert "workstack:nodeSpot: 'yes' is not allowed; expected true or false" in message
+    assert "workstack:colour: 'red' is not allowed; unknown key; known: " in message
+    assert len(caught.value.problems) == 3
