@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-deps
 
-.PHONY: setup demo test lint unit clean
+.PHONY: setup system-deps demo test lint unit bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,10 +31,18 @@ lint: setup
 	$(BIN)/mypy -p workstack -p stacks
 	$(BIN)/lint-imports
 
-unit: setup
+# Debian packages the integration tests run for real (see scripts/deps/).
+system-deps:
+	scripts/install-system-deps
+
+unit: setup system-deps
 	$(BIN)/pytest
 
 test: lint unit
+
+# Benchmarks compare ratios measured in one run and rewrite docs/benchmarks.md.
+bench: setup system-deps
+	$(BIN)/python -m tests.bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .import_linter_cache

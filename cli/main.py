@@ -1,5 +1,7 @@
 """The ``workstack`` command.
 
+It is the runtime commands of :mod:`workstack.sdk.cli` plus the deploy-side ones defined here.
+
 Deploy-side commands import Pulumi only when they run, so the same command works in workload
 images, which install workstack without the ``[deploy]`` extra.
 """
@@ -12,15 +14,9 @@ from typing import Annotated, NoReturn
 import typer
 
 import workstack
+from workstack.sdk.cli import app
 
 __all__ = ["app", "main"]
-
-app = typer.Typer(
-    help="Data-science workloads on Kubernetes from Python, on Pulumi.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
 
 EXIT_BAD_INPUT = 2
 
