@@ -8,16 +8,20 @@ the stack tests are built on.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextvars
 import json
 import runpy
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
+from google.protobuf import struct_pb2
 from pulumi.runtime import rpc
+from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
@@ -27,7 +31,6 @@ __all__ = [
     "Deployment",
     "ProgramError",
     "RegisteredResource",
-    "ResourceRef",
     "Secret",
     "run_function",
     "run_program",
@@ -53,6 +56,9 @@ class RegisteredResource:
         custom: True for provider-managed resources, False for components.
         inputs: Inputs as sent to the engine; secret values are wrapped in :class:`Secret`.
         provider: Reference of the explicit provider, if any.
+        parent: URN of the parent resource (empty for children of the stack).
+        protect: Whether ``pulumi destroy`` would refuse to delete it.
+        retain_on_delete: Whether deleting it would leave the cloud resource behind.
     """
 
     type: str
@@ -60,6 +66,9 @@ class RegisteredResource:
     custom: bool
     inputs: dict[str, Any]
     provider: str | None = None
+    parent: str = ""
+    protect: bool = False
+    retain_on_delete: bool = False
 
     @property
     def is_kubernetes_object(self) -> bool:
@@ -87,16 +96,6 @@ class Deployment:
         return [r.inputs for r in self.resources if r.is_kubernetes_object]
 
 
-@dataclass(frozen=True)
-class ResourceRef:
-    """An input that refers to another resource (the engine passes resources by reference)."""
-
-    type: str
-
-    def __str__(self) -> str:
-        return f"<{self.type}>"
-
-
 class ProgramError(Exception):
     """The program raised. Carries what it had registered by then (nothing, for bad config).
 
@@ -113,8 +112,6 @@ class ProgramError(Exception):
 
 def _unwrap(value: Any) -> Any:
     """Turn the engine's wire form into plain Python: secrets wrapped, whole floats as ints."""
-    if isinstance(value, pulumi.Resource):
-        return ResourceRef(type(value).__name__)
     if rpc.is_rpc_secret(value):
         return Secret(_unwrap(rpc.unwrap_rpc_secret(value)))
     if isinstance(value, dict):
@@ -126,14 +123,24 @@ def _unwrap(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class _Options:
+    parent: str
+    protect: bool
+    retain_on_delete: bool
+
+
 class _OfflineCloud(pulumi.runtime.Mocks):
     """Records registrations and stands in for what clouds would compute."""
 
     def __init__(self, deployment: Deployment, config: Mapping[str, str]) -> None:
         self._deployment = deployment
         self._region = config.get("aws:region", "us-east-1")
+        # Resource options the mock API leaves out, handed over by _OptionsMonitor.
+        self.options: dict[tuple[str, str], _Options] = {}
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        options = self.options.pop((args.typ, args.name), _Options("", False, False))
         self._deployment.resources.append(
             RegisteredResource(
                 type=args.typ,
@@ -141,6 +148,9 @@ class _OfflineCloud(pulumi.runtime.Mocks):
                 custom=bool(args.custom),
                 inputs=_unwrap(args.inputs),
                 provider=args.provider or None,
+                parent=options.parent,
+                protect=options.protect,
+                retain_on_delete=options.retain_on_delete,
             )
         )
         state = dict(args.inputs)
@@ -156,12 +166,25 @@ class _OfflineCloud(pulumi.runtime.Mocks):
                 "arn": f"arn:aws:iam::{OFFLINE_ACCOUNT}:user/offline",
             },
             "aws:index/getRegion:getRegion": {"name": self._region, "region": self._region},
+            "aws:ec2/getVpc:getVpc": {"id": "vpc-offline", "cidrBlock": "172.31.0.0/16"},
+            "aws:ec2/getSubnets:getSubnets": {"ids": ["subnet-offline-a", "subnet-offline-b"]},
         }
-        return results.get(args.token, {}), None
+        if args.token == "aws:ec2/getSubnet:getSubnet":
+            # Offline subnets are named after their zone: subnet-offline-a is in <region>a.
+            return {
+                "id": args.args["id"],
+                "availabilityZone": self._region + args.args["id"][-1],
+            }, []
+        return results.get(args.token, {}), []
 
     def _computed(self, type_token: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
         """Outputs the cloud would fill in, for the resource types workstack creates."""
         physical = inputs.get("name") or f"{name}-offline"
+        if type_token == "kubernetes:core/v1:Service":
+            # TEST-NET-1 (RFC 5737): an address that is never routed anywhere.
+            return {"spec": {**inputs.get("spec", {}), "clusterIP": "192.0.2.10"}}
+        if type_token == "aws:iam/role:Role":
+            return {"name": physical, "arn": f"arn:aws:iam::{OFFLINE_ACCOUNT}:role/{physical}"}
         if type_token == "gcp:container/cluster:Cluster":
             ca = base64.b64encode(b"offline-cluster-ca").decode()
             return {"endpoint": "203.0.113.10", "masterAuth": {"clusterCaCertificate": ca}}
@@ -186,6 +209,46 @@ class _OfflineCloud(pulumi.runtime.Mocks):
         if type_token.startswith("gcp:"):
             return {"name": physical}
         return {}
+
+
+class _OptionsMonitor(MockMonitor):
+    """The mock monitor, also passing each registration's parent and lifecycle options on."""
+
+    def __init__(self, cloud: _OfflineCloud) -> None:
+        super().__init__(cloud)
+        self._cloud = cloud
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method's name
+        self._cloud.options[(request.type, request.name)] = _Options(
+            parent=request.parent,
+            protect=bool(request.protect),
+            retain_on_delete=bool(request.retainOnDelete),
+        )
+        _flatten_references(request.object)
+        return super().RegisterResource(request)  # type: ignore[no-untyped-call]
+
+
+def _flatten_references(value: Any) -> None:
+    """Replace resource references in a registration's inputs by ``<type::name>`` strings.
+
+    The mock monitor would rebuild a live resource object for each reference, which starts
+    an engine call on the monitor's worker thread's own event loop that the program's loop
+    then waits on. Offline, a reference only needs to be shown, not followed.
+    """
+    items = value.items() if isinstance(value, struct_pb2.Struct) else enumerate(value.values)
+    for key, item in list(items):
+        if not isinstance(item, struct_pb2.Struct | struct_pb2.ListValue):
+            continue
+        if (
+            isinstance(item, struct_pb2.Struct)
+            and item.fields.get(rpc._special_sig_key) is not None
+        ):
+            fields = item.fields
+            if fields[rpc._special_sig_key].string_value == rpc._special_resource_sig:
+                urn = fields["urn"].string_value
+                value[key] = f"<{urn.split('::')[-2].split('$')[-1]}::{urn.split('::')[-1]}>"
+                continue
+        _flatten_references(item)
 
 
 def _eks_kubeconfig(cluster: str, region: str) -> dict[str, Any]:
@@ -222,8 +285,9 @@ def _execute(
     program: Callable[[], None], *, project: str, stack: str, settings: StackSettings
 ) -> Deployment:
     deployment = Deployment()
+    cloud = _OfflineCloud(deployment, settings.values)
     pulumi.runtime.set_mocks(
-        _OfflineCloud(deployment, settings.values), project=project, stack=stack, preview=False
+        cloud, project=project, stack=stack, preview=False, monitor=_OptionsMonitor(cloud)
     )
     pulumi.runtime.set_all_config(settings.values, settings.secret_keys)
     try:
@@ -234,6 +298,40 @@ def _execute(
     exported = getattr(root, "outputs", {})
     deployment.outputs = {key: _resolve(value) for key, value in exported.items()}
     return deployment
+
+
+def _isolated(
+    program: Callable[[], None], *, project: str, stack: str, settings: StackSettings
+) -> Deployment:
+    """Run ``program`` on a thread of its own, with a fresh event loop and Pulumi context.
+
+    Pulumi's runtime keeps state in context variables and in the event loops of the threads
+    it hands engine calls to; a fresh thread and loop per run keep runs in one process from
+    seeing each other's leftovers.
+    """
+    outcome: list[Deployment | BaseException] = []
+
+    def run() -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            outcome.append(
+                contextvars.Context().run(
+                    _execute, program, project=project, stack=stack, settings=settings
+                )
+            )
+        except BaseException as error:  # handed to the calling thread
+            outcome.append(error)
+        finally:
+            loop.run_until_complete(loop.shutdown_default_executor())
+            loop.close()
+
+    thread = threading.Thread(target=run, name=f"offline-{project}-{stack}")
+    thread.start()
+    thread.join()
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
 
 
 def run_function(
@@ -251,8 +349,7 @@ def run_function(
         ProgramError: The program raised; pending registrations have settled.
     """
     settings = StackSettings(values=dict(config or {}))
-    context = contextvars.Context()
-    return context.run(_execute, program, project=project, stack=stack, settings=settings)
+    return _isolated(program, project=project, stack=stack, settings=settings)
 
 
 def run_program(
@@ -274,5 +371,4 @@ def run_program(
     def program() -> None:
         runpy.run_path(str(project.main), run_name="__main__")
 
-    context = contextvars.Context()
-    return context.run(_execute, program, project=project.name, stack=stack, settings=settings)
+    return _isolated(program, project=project.name, stack=stack, settings=settings)

@@ -11,14 +11,21 @@ Every cluster component has the same outputs (``kubeconfig``, ``provider``, ``na
 ``registry``), so the workload components take any of them.
 """
 
+from workstack.components.bucket import BucketStorage, BucketStorageArgs
 from workstack.components.cluster import Cloud, KubernetesCluster, Registry
 from workstack.components.eks import EksCluster, EksClusterArgs
 from workstack.components.gke import GkeCluster, GkeClusterArgs
+from workstack.components.identity import WorkloadIdentity, WorkloadIdentityArgs
 from workstack.components.manifests import SpecError
+from workstack.components.manifests.pods import ContainerSpec, PodStorage, Resources
 from workstack.components.minikube import MinikubeCluster, MinikubeClusterArgs
+from workstack.components.nfs import NfsStorage, NfsStorageArgs
 
 __all__ = [
+    "BucketStorage",
+    "BucketStorageArgs",
     "Cloud",
+    "ContainerSpec",
     "EksCluster",
     "EksClusterArgs",
     "GkeCluster",
@@ -26,6 +33,12 @@ __all__ = [
     "KubernetesCluster",
     "MinikubeCluster",
     "MinikubeClusterArgs",
+    "NfsStorage",
+    "NfsStorageArgs",
+    "PodStorage",
     "Registry",
+    "Resources",
     "SpecError",
+    "WorkloadIdentity",
+    "WorkloadIdentityArgs",
 ]

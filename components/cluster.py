@@ -78,6 +78,10 @@ class KubernetesCluster(pulumi.ComponentResource):
     namespace: pulumi.Output[str]
     """Name of the workload namespace, resolved once the namespace exists."""
 
+    namespace_name: str
+    """Name of the workload namespace, for builders that need it as a plain string (pair it
+    with ``depends_on=[cluster]``)."""
+
     registry: Registry | None
     """Where images are pushed; None when images are loaded straight into the cluster."""
 
@@ -103,6 +107,7 @@ class KubernetesCluster(pulumi.ComponentResource):
             depends_on: Resources that must exist before the provider connects (node pools).
         """
         self.kubeconfig = pulumi.Output.secret(kubeconfig)
+        self.namespace_name = namespace
         self.provider = k8s.Provider(
             f"{name}-provider",
             kubeconfig=kubeconfig,

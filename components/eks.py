@@ -10,6 +10,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_eks as eks
 
+from workstack.components._aws import service_account_role
 from workstack.components.cluster import KubernetesCluster, Registry, check_node_range
 from workstack.components.manifests import SpecError, require_choice, require_dns1123_label
 
@@ -21,6 +22,8 @@ _CLUSTER_NAME = re.compile(r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$")
 _VERSION = re.compile(r"^1\.[0-9]{2}$")
 _IAM_PRINCIPAL = re.compile(r"^arn:aws[a-z-]*:(iam|sts)::[0-9]{12}:[A-Za-z0-9+=,.@_/-]+$")
 _ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+_EBS_CSI_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
+_EBS_CSI_SERVICE_ACCOUNT = "ebs-csi-controller-sa"
 _NODE_POLICIES = (
     "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
     "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
@@ -116,6 +119,12 @@ class EksCluster(KubernetesCluster):
     oidc_issuer: pulumi.Output[str] | None
     """OIDC issuer host and path, without scheme (IRSA only)."""
 
+    vpc_id: str | None
+    """The cluster's VPC, or None for the account's default VPC."""
+
+    subnet_ids: tuple[str, ...]
+    """The cluster's subnets, or empty for the VPC's."""
+
     def __init__(
         self, name: str, args: EksClusterArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
@@ -123,6 +132,8 @@ class EksCluster(KubernetesCluster):
         child = pulumi.ResourceOptions(parent=self)
         self.cloud = "eks"
         self.identity = args.identity
+        self.vpc_id = args.vpc_id
+        self.subnet_ids = args.subnet_ids
 
         node_role = aws.iam.Role(
             f"{name}-node-role",
@@ -191,13 +202,42 @@ class EksCluster(KubernetesCluster):
             },
             opts=child,
         )
+        addon_opts = pulumi.ResourceOptions(parent=self, depends_on=[node_group])
         if args.identity == "pod-identity":
-            eks.Addon(
+            agent = eks.Addon(
                 f"{name}-pod-identity-agent",
                 cluster=cluster,
                 addon_name="eks-pod-identity-agent",
                 opts=child,
             )
+            addon_opts = pulumi.ResourceOptions.merge(
+                addon_opts, pulumi.ResourceOptions(depends_on=[agent])
+            )
+        # Volumes (the in-cluster NFS server's disk, any PVC) need the EBS CSI driver: EKS no
+        # longer ships an in-tree provisioner. Its controller reaches EC2 through its own role.
+        ebs_role = service_account_role(
+            f"{name}-ebs-csi",
+            identity=args.identity,
+            cluster_name=args.cluster_name,
+            namespace="kube-system",
+            service_account=_EBS_CSI_SERVICE_ACCOUNT,
+            oidc_provider_arn=self.oidc_provider_arn,
+            oidc_issuer=self.oidc_issuer,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster]),
+        )
+        aws.iam.RolePolicyAttachment(
+            f"{name}-ebs-csi-policy",
+            role=ebs_role.name,
+            policy_arn=_EBS_CSI_POLICY,
+            opts=child,
+        )
+        aws.eks.Addon(
+            f"{name}-ebs-csi-driver",
+            cluster_name=args.cluster_name,
+            addon_name="aws-ebs-csi-driver",
+            service_account_role_arn=ebs_role.arn if args.identity == "irsa" else None,
+            opts=addon_opts,
+        )
 
         repository = aws.ecr.Repository(
             f"{name}-images",

@@ -105,6 +105,9 @@ class GkeCluster(KubernetesCluster):
     project: str
     """Project the cluster lives in."""
 
+    region: str
+    """Region of the cluster (its location, or the region holding its zone)."""
+
     workload_pool: str
     """Workload Identity pool (``<project>.svc.id.goog``) Kubernetes service accounts map into."""
 
@@ -118,6 +121,7 @@ class GkeCluster(KubernetesCluster):
         child = pulumi.ResourceOptions(parent=self)
         self.cloud = "gke"
         self.project = args.project
+        self.region = args.region
         self.workload_pool = f"{args.project}.svc.id.goog"
 
         nodes_account = gcp.serviceaccount.Account(
@@ -153,6 +157,8 @@ class GkeCluster(KubernetesCluster):
             release_channel={"channel": args.release_channel},
             workload_identity_config={"workload_pool": self.workload_pool},
             datapath_provider="ADVANCED_DATAPATH",
+            # Managed NFS (NfsStorage mode "managed") provisions Filestore through this driver.
+            addons_config={"gcp_filestore_csi_driver_config": {"enabled": True}},
             deletion_protection=args.deletion_protection,
             opts=child,
         )

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pulumi
 
@@ -23,14 +23,55 @@ from workstack.components import (
     MinikubeClusterArgs,
     SpecError,
 )
+from workstack.components.manifests.storage import check_bucket_settings, check_nfs_settings
 from workstack.project import ConfigError, Problem, PulumiProject, load_project
 
-__all__ = ["CLOUDS", "ClusterArgs", "StackConfig", "load_stack_config", "parse_stack_config"]
+__all__ = [
+    "CLOUDS",
+    "NFS_CLAIM",
+    "STORAGE_MODES",
+    "ClusterArgs",
+    "StackConfig",
+    "StorageConfig",
+    "load_stack_config",
+    "parse_stack_config",
+]
 
 CLOUDS: tuple[Cloud, ...] = ("minikube", "gke", "eks")
+STORAGE_MODES = ("nfs", "bucket", "both")
+NFS_CLAIM = "shared-data"
+"""Name of the NFS claim in the workload namespace."""
+T = TypeVar("T")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 ClusterArgs = MinikubeClusterArgs | GkeClusterArgs | EksClusterArgs
+
+
+@dataclass(kw_only=True, frozen=True)
+class StorageConfig:
+    """The stack's shared storage, validated for its cloud.
+
+    Attributes:
+        nfs: Whether the stack has NFS storage.
+        bucket: Whether the stack has a bucket.
+        nfs_mode: ``in-cluster`` or ``managed``.
+        nfs_size: Capacity of the NFS volume.
+        bucket_name: Bucket name, or None to generate one.
+        bucket_versioning: Keep old object versions.
+        bucket_endpoint: minikube: the S3-compatible endpoint.
+        bucket_access_key_id: minikube: the endpoint's access key (a secret).
+        bucket_secret_access_key: minikube: the endpoint's secret key (a secret).
+    """
+
+    nfs: bool
+    bucket: bool
+    nfs_mode: str
+    nfs_size: str
+    bucket_name: str | None
+    bucket_versioning: bool
+    bucket_endpoint: str | None = None
+    bucket_access_key_id: str | None = field(default=None, repr=False)
+    bucket_secret_access_key: str | None = field(default=None, repr=False)
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -42,12 +83,14 @@ class StackConfig:
         cloud: Which cluster component the stack uses.
         ephemeral: Whether the stack is a preview environment meant to be destroyed.
         cluster: Arguments of the cluster component.
+        storage: The shared storage.
     """
 
     stack: str
     cloud: Cloud
     ephemeral: bool
     cluster: ClusterArgs
+    storage: StorageConfig
 
 
 def load_stack_config() -> StackConfig:
@@ -87,7 +130,57 @@ def parse_stack_config(
     if problems:
         raise ConfigError(stack, problems)
     cluster = builders[cloud](typed, values, stack)
-    return StackConfig(stack=stack, cloud=cloud, ephemeral=typed["ephemeral"], cluster=cluster)
+    storage = _storage(typed, cloud, stack)
+    return StackConfig(
+        stack=stack, cloud=cloud, ephemeral=typed["ephemeral"], cluster=cluster, storage=storage
+    )
+
+
+def _storage(typed: dict[str, Any], cloud: str, stack: str) -> StorageConfig:
+    mode = typed["storage"]
+    if mode not in STORAGE_MODES:
+        raise ConfigError(
+            stack, [Problem("workstack:storage", mode, "allowed: " + ", ".join(STORAGE_MODES))]
+        )
+    config = StorageConfig(
+        nfs=mode in ("nfs", "both"),
+        bucket=mode in ("bucket", "both"),
+        nfs_mode=typed["nfsMode"],
+        nfs_size=typed["nfsSize"],
+        bucket_name=typed["bucketName"] or None,
+        bucket_versioning=typed["bucketVersioning"],
+        bucket_endpoint=typed["bucketEndpoint"] or None,
+        bucket_access_key_id=typed["bucketAccessKeyId"] or None,
+        bucket_secret_access_key=typed["bucketSecretAccessKey"] or None,
+    )
+    keys = {
+        "mode": "workstack:nfsMode",
+        "size": "workstack:nfsSize",
+        "bucket_name": "workstack:bucketName",
+        "endpoint_url": "workstack:bucketEndpoint",
+        "credentials": "workstack:bucketAccessKeyId and workstack:bucketSecretAccessKey",
+    }
+    if config.nfs:
+        _check(
+            stack,
+            keys,
+            lambda: check_nfs_settings(
+                cloud=cloud, mode=config.nfs_mode, size=config.nfs_size, claim_name=NFS_CLAIM
+            ),
+        )
+    if config.bucket:
+        _check(
+            stack,
+            keys,
+            lambda: check_bucket_settings(
+                cloud=cloud,
+                bucket_name=config.bucket_name,
+                endpoint_url=config.bucket_endpoint,
+                access_key_given=config.bucket_access_key_id is not None,
+                secret_key_given=config.bucket_secret_access_key is not None,
+            ),
+        )
+    return config
 
 
 def _missing_provider_keys(cloud: str, values: Mapping[str, str]) -> list[Problem]:
@@ -115,14 +208,14 @@ def default_cluster_name(stack: str) -> str:
     return f"workstack-{slug}"[:40].rstrip("-")
 
 
-def _build(stack: str, keys: Mapping[str, str], make: Callable[[], ClusterArgs]) -> ClusterArgs:
-    """Run ``make``; rename a SpecError's argument names to the config keys they came from.
+def _check(stack: str, keys: Mapping[str, str], check: Callable[[], T]) -> T:
+    """Run ``check``; rename a SpecError's argument names to the config keys they came from.
 
     Besides the failing field, messages may mention other arguments (``max_nodes``); those
     are renamed too. Only snake_case names are, so plain words in a message are left alone.
     """
     try:
-        return make()
+        return check()
     except SpecError as error:
         allowed = error.allowed
         for argument, key in keys.items():
@@ -139,7 +232,7 @@ def _minikube_args(typed: dict[str, Any], values: Mapping[str, str], stack: str)
         "context": "workstack:kubeContext",
         "namespace": "workstack:namespace",
     }
-    return _build(
+    return _check(
         stack,
         keys,
         lambda: MinikubeClusterArgs(
@@ -168,7 +261,7 @@ def _gke_args(typed: dict[str, Any], values: Mapping[str, str], stack: str) -> C
         "release_channel": "workstack:gkeReleaseChannel",
     }
     node_type = {"machine_type": typed["nodeType"]} if typed["nodeType"] else {}
-    return _build(
+    return _check(
         stack,
         keys,
         lambda: GkeClusterArgs(
@@ -196,7 +289,7 @@ def _eks_args(typed: dict[str, Any], values: Mapping[str, str], stack: str) -> C
         "subnet_ids": "workstack:eksSubnetIds",
     }
     node_type = {"instance_types": (typed["nodeType"],)} if typed["nodeType"] else {}
-    return _build(
+    return _check(
         stack,
         keys,
         lambda: EksClusterArgs(

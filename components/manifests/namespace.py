@@ -45,8 +45,9 @@ def build_namespace(spec: NamespaceSpec) -> dict[str, Any]:
         extra={
             "kubernetes.io/metadata.name": spec.name,
             "pod-security.kubernetes.io/enforce": spec.pod_security,
+            # Audit logs still record what the restricted level would reject.
             "pod-security.kubernetes.io/audit": "restricted",
-            "pod-security.kubernetes.io/warn": "restricted",
+            "pod-security.kubernetes.io/warn": spec.pod_security,
         },
     )
     return {

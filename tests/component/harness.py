@@ -8,15 +8,29 @@ from workstack.project import PulumiProject, StackSettings
 REMOVE = object()
 
 
-def deploy(project: PulumiProject, stack: str, **changes: object) -> Deployment:
-    """Run the program for ``stack`` with config keys changed (``gcp__project`` means
-    ``gcp:project``; a bare name means ``workstack:<name>``); ``REMOVE`` deletes a key."""
+def _key(name: str) -> str:
+    """``gcp__project`` means ``gcp:project``; a bare name means ``workstack:<name>``."""
+    return name.replace("__", ":") if "__" in name else f"workstack:{name}"
+
+
+def deploy(
+    project: PulumiProject,
+    stack: str,
+    *,
+    secrets: dict[str, str] | None = None,
+    **changes: object,
+) -> Deployment:
+    """Run the program for ``stack`` with config keys changed; ``REMOVE`` deletes a key and
+    ``secrets`` sets keys the way ``pulumi config set --secret`` would."""
     base = project.read_stack(stack)
     values = dict(base.values)
+    secret_keys = list(base.secret_keys)
     for name, value in changes.items():
-        key = name.replace("__", ":") if "__" in name else f"workstack:{name}"
         if value is REMOVE:
-            values.pop(key, None)
+            values.pop(_key(name), None)
         else:
-            values[key] = value if isinstance(value, str) else str(value).lower()
-    return run_program(project, stack, StackSettings(values, base.secret_keys))
+            values[_key(name)] = value if isinstance(value, str) else str(value).lower()
+    for name, value in (secrets or {}).items():
+        values[_key(name)] = value
+        secret_keys.append(_key(name))
+    return run_program(project, stack, StackSettings(values, secret_keys))

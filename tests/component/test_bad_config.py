@@ -39,7 +39,7 @@ BAD_CONFIGS = [
     (
         "minikube",
         {"nodeCount": "3"},
-        ["workstack:nodeCount: '3'", "unknown key; known: cloud, clusterName"],
+        ["workstack:nodeCount: '3'", "unknown key; known: bucketAccessKeyId, bucketEndpoint"],
     ),
     (
         "gke",

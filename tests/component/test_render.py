@@ -26,7 +26,9 @@ def test_render_prints_yaml_then_summary_comments(stack: str) -> None:
     result = runner.invoke(app, ["render", "--stack", stack, "--project", str(ROOT), "--validate"])
     assert result.exit_code == 0, result.output
     documents = [d for d in yaml.safe_load_all(result.stdout) if d]
-    assert [d["kind"] for d in documents] == ["Namespace"]
+    kinds = [d["kind"] for d in documents]
+    assert kinds[:2] == ["Namespace", "Namespace"], "namespaces come first"
+    assert {"ServiceAccount", "PersistentVolumeClaim", "Deployment"} <= set(kinds)
     assert "# Cloud resources" in result.stdout
     assert "# Helm charts" in result.stdout
     assert '#   kubeconfig: "[secret]"' in result.stdout
@@ -46,7 +48,9 @@ def test_render_out_writes_one_file_per_object(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     files = sorted(p.name for p in tmp_path.iterdir())
-    assert files == ["001-namespace-workstack.yaml"]
+    assert files[0] == "001-namespace-workstack.yaml"
+    assert "005-persistentvolumeclaim-workstack-shared-data.yaml" in files
+    assert len(files) == len(set(files)) == 8
 
 
 def test_unknown_stack_exits_2_and_lists_stacks() -> None:

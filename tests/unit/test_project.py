@@ -20,7 +20,8 @@ def test_every_key_is_typed_described_and_defaulted(project: PulumiProject) -> N
     for key in project.schema.values():
         assert key.type in ("string", "integer", "boolean", "array")
         assert key.description, f"{key.name} needs a description"
-        assert key.default is not None, f"{key.name} needs a default"
+        # A secret has no default: a default would be a value in plain text.
+        assert (key.default is None) == key.secret, f"{key.name} needs a default unless secret"
         if key.type == "array":
             assert key.items == "string"
 
@@ -44,6 +45,14 @@ def test_project_defaults_are_pinned(project: PulumiProject) -> None:
         "eksAdminArns": [],
         "eksVpcId": "",
         "eksSubnetIds": [],
+        "storage": "nfs",
+        "nfsMode": "in-cluster",
+        "nfsSize": "10Gi",
+        "bucketName": "",
+        "bucketVersioning": False,
+        "bucketEndpoint": "",
+        "bucketAccessKeyId": None,
+        "bucketSecretAccessKey": None,
     }
 
 

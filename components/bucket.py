@@ -1,0 +1,248 @@
+"""A bucket for workload inputs and outputs, reachable from pods without static cloud keys."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_gcp as gcp
+
+from workstack.components._objects import create_object
+from workstack.components.cluster import KubernetesCluster
+from workstack.components.eks import EksCluster
+from workstack.components.gke import GkeCluster
+from workstack.components.identity import WorkloadIdentity
+from workstack.components.manifests import SpecError
+from workstack.components.manifests.labels import standard_labels
+from workstack.components.manifests.pods import PodStorage
+from workstack.components.manifests.storage import bucket_pod_storage, check_bucket_settings
+
+__all__ = ["BucketStorage", "BucketStorageArgs"]
+
+
+@dataclass(kw_only=True, frozen=True)
+class BucketStorageArgs:
+    """Arguments for :class:`BucketStorage`.
+
+    Attributes:
+        cluster: The cluster whose workloads use the bucket; its kind picks the backend (S3 on
+            EKS, GCS on GKE, an S3-compatible endpoint for minikube).
+        bucket_name: Bucket name; None lets Pulumi generate a unique one (not for minikube,
+            whose bucket must already exist on the endpoint).
+        identities: Workload identities granted read and write access to the bucket's objects.
+        versioning: Keep old versions of overwritten and deleted objects.
+        force_destroy: Let ``pulumi destroy`` delete a bucket that still holds objects. Turn
+            on for ephemeral stacks; off, a non-empty bucket survives to protect the data.
+        location: GCS location; None is the cluster's region.
+        endpoint_url: minikube only: the S3-compatible endpoint (e.g. MinIO).
+        access_key_id: minikube only: the endpoint's access key, as a Pulumi secret.
+        secret_access_key: minikube only: the endpoint's secret key, as a Pulumi secret.
+    """
+
+    cluster: KubernetesCluster
+    bucket_name: str | None = None
+    identities: tuple[WorkloadIdentity, ...] = ()
+    versioning: bool = False
+    force_destroy: bool = False
+    location: str | None = None
+    endpoint_url: str | None = None
+    access_key_id: pulumi.Input[str] | None = None
+    secret_access_key: pulumi.Input[str] | None = None
+
+    def __post_init__(self) -> None:
+        check_bucket_settings(
+            cloud=self.cluster.cloud,
+            bucket_name=self.bucket_name,
+            endpoint_url=self.endpoint_url,
+            access_key_given=self.access_key_id is not None,
+            secret_key_given=self.secret_access_key is not None,
+        )
+
+
+class BucketStorage(pulumi.ComponentResource):
+    """A bucket that workloads read inputs from and write outputs to.
+
+    - EKS: an S3 bucket with public access blocked, default encryption, optional versioning,
+      incomplete multipart uploads expired, and each identity's IAM role allowed to list the
+      bucket and get, put and delete its objects.
+    - GKE: a GCS bucket with uniform bucket-level access and public access prevention, each
+      identity's Google service account granted ``roles/storage.objectUser`` on it.
+    - minikube: an existing bucket on an S3-compatible endpoint; its credentials go into a
+      Kubernetes Secret from Pulumi secrets and into the pods' environment.
+
+    No static cloud key is created, stored or exported.
+    """
+
+    bucket_name: pulumi.Output[str]
+    """The bucket's name."""
+
+    url: pulumi.Output[str]
+    """``s3://<name>`` or ``gs://<name>``: what ``workstack.sdk.storage`` opens."""
+
+    pod_storage: PodStorage
+    """What workload builders add to their pods to reach the bucket."""
+
+    def __init__(
+        self, name: str, args: BucketStorageArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("workstack:storage:BucketStorage", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        cluster = args.cluster
+        if isinstance(cluster, EksCluster):
+            self.bucket_name = self._s3(name, args, child)
+            self.url = self.bucket_name.apply(lambda bucket: f"s3://{bucket}")
+            self.pod_storage = bucket_pod_storage(self.url)
+        elif isinstance(cluster, GkeCluster):
+            self.bucket_name = self._gcs(name, args, cluster, child)
+            self.url = self.bucket_name.apply(lambda bucket: f"gs://{bucket}")
+            self.pod_storage = bucket_pod_storage(self.url)
+        else:
+            assert args.bucket_name is not None
+            self.bucket_name = pulumi.Output.from_input(args.bucket_name)
+            self.url = pulumi.Output.from_input(f"s3://{args.bucket_name}")
+            secret = f"{name}-s3-endpoint"
+            create_object(
+                f"{name}-credentials",
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "metadata": {
+                        "name": secret,
+                        "namespace": cluster.namespace_name,
+                        "labels": standard_labels(
+                            name="workstack", instance=name, component="storage"
+                        ),
+                    },
+                    "type": "Opaque",
+                    "stringData": pulumi.Output.secret(
+                        {
+                            "AWS_ACCESS_KEY_ID": args.access_key_id,
+                            "AWS_SECRET_ACCESS_KEY": args.secret_access_key,
+                            "AWS_ENDPOINT_URL_S3": args.endpoint_url,
+                        }
+                    ),
+                },
+                pulumi.ResourceOptions(
+                    parent=self, provider=cluster.provider, depends_on=[cluster]
+                ),
+            )
+            self.pod_storage = bucket_pod_storage(self.url, credentials_secret=secret)
+        self.register_outputs({"bucket_name": self.bucket_name, "url": self.url})
+
+    @staticmethod
+    def _s3(
+        name: str, args: BucketStorageArgs, child: pulumi.ResourceOptions
+    ) -> pulumi.Output[str]:
+        bucket = aws.s3.Bucket(
+            f"{name}-bucket",
+            bucket=args.bucket_name,
+            # Without a name, a unique one is generated from this prefix.
+            bucket_prefix=None if args.bucket_name else "workstack-",
+            force_destroy=args.force_destroy,
+            opts=child,
+        )
+        aws.s3.BucketPublicAccessBlock(
+            f"{name}-public-access",
+            bucket=bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=child,
+        )
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-encryption",
+            bucket=bucket.id,
+            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}],
+            opts=child,
+        )
+        aws.s3.BucketVersioning(
+            f"{name}-versioning",
+            bucket=bucket.id,
+            versioning_configuration={"status": "Enabled" if args.versioning else "Suspended"},
+            opts=child,
+        )
+        aws.s3.BucketLifecycleConfiguration(
+            f"{name}-lifecycle",
+            bucket=bucket.id,
+            rules=[
+                {
+                    "id": "abort-incomplete-uploads",
+                    "status": "Enabled",
+                    "filter": {},
+                    # An upload cut off mid-way is never visible, but its parts cost money.
+                    "abort_incomplete_multipart_upload": {"days_after_initiation": 1},
+                }
+            ],
+            opts=child,
+        )
+        for identity in args.identities:
+            if identity.aws_role is None:
+                raise SpecError(
+                    "identities",
+                    identity.service_account,
+                    "expected identities of this EKS cluster",
+                )
+            aws.iam.RolePolicy(
+                f"{name}-access-{identity.service_account}",
+                role=identity.aws_role.name,
+                policy=bucket.arn.apply(_s3_access_policy),
+                opts=child,
+            )
+        return bucket.bucket
+
+    @staticmethod
+    def _gcs(
+        name: str, args: BucketStorageArgs, cluster: GkeCluster, child: pulumi.ResourceOptions
+    ) -> pulumi.Output[str]:
+        bucket = gcp.storage.Bucket(
+            f"{name}-bucket",
+            name=args.bucket_name,
+            project=cluster.project,
+            location=(args.location or cluster.region).upper(),
+            uniform_bucket_level_access=True,
+            public_access_prevention="enforced",
+            force_destroy=args.force_destroy,
+            versioning={"enabled": args.versioning},
+            lifecycle_rules=[
+                {
+                    "action": {"type": "AbortIncompleteMultipartUpload"},
+                    "condition": {"age": 1},
+                }
+            ],
+            opts=child,
+        )
+        for identity in args.identities:
+            account = identity.google_service_account
+            if account is None:
+                raise SpecError(
+                    "identities",
+                    identity.service_account,
+                    "expected identities of this GKE cluster",
+                )
+            gcp.storage.BucketIAMMember(
+                f"{name}-access-{identity.service_account}",
+                bucket=bucket.name,
+                role="roles/storage.objectUser",
+                member=account.email.apply(lambda email: f"serviceAccount:{email}"),
+                opts=child,
+            )
+        return bucket.name
+
+
+def _s3_access_policy(bucket_arn: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket_arn},
+                {
+                    "Effect": "Allow",
+                    "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                    "Resource": f"{bucket_arn}/*",
+                },
+            ],
+        }
+    )

@@ -1,0 +1,23 @@
+"""Names of the environment variables pods receive: builders set them, the runtime reads them.
+
+Keeping them in one module below both sides means a rename cannot leave the two apart.
+"""
+
+from __future__ import annotations
+
+__all__ = ["BUCKET_URL", "DATA_URL", "NFS_MOUNT_PATH", "NFS_PATH", "WORKLOAD_FILE"]
+
+NFS_PATH = "WORKSTACK_NFS_PATH"
+"""Where the stack's NFS storage is mounted in the container (set when it has NFS)."""
+
+NFS_MOUNT_PATH = "/data"
+"""The mount path of NFS storage in every workload container."""
+
+BUCKET_URL = "WORKSTACK_BUCKET_URL"
+"""The stack's bucket as ``s3://name`` or ``gs://name`` (set when it has a bucket)."""
+
+DATA_URL = "WORKSTACK_DATA_URL"
+"""Root a workload reads and writes by default: one of the two above, chosen by its component."""
+
+WORKLOAD_FILE = "WORKSTACK_WORKLOAD"
+"""Path of the image's ``workload.yaml``."""
