@@ -9,22 +9,14 @@ images, which install workstack without the ``[deploy]`` extra.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
 import workstack
-from workstack.sdk.cli import app
+from workstack.sdk.cli import app, fail
 
 __all__ = ["app", "main"]
-
-EXIT_BAD_INPUT = 2
-
-
-def fail(message: str) -> NoReturn:
-    """Print ``message`` to stderr and exit with the bad-input status."""
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(EXIT_BAD_INPUT)
 
 
 def _require_deploy_extra() -> None:

@@ -16,6 +16,7 @@ from workstack.components.cluster import Cloud, KubernetesCluster, Registry
 from workstack.components.eks import EksCluster, EksClusterArgs
 from workstack.components.gke import GkeCluster, GkeClusterArgs
 from workstack.components.identity import WorkloadIdentity, WorkloadIdentityArgs
+from workstack.components.job_per_file import JobPerFile, JobPerFileArgs
 from workstack.components.manifests import SpecError
 from workstack.components.manifests.pods import ContainerSpec, PodStorage, Resources
 from workstack.components.minikube import MinikubeCluster, MinikubeClusterArgs
@@ -30,6 +31,8 @@ __all__ = [
     "EksClusterArgs",
     "GkeCluster",
     "GkeClusterArgs",
+    "JobPerFile",
+    "JobPerFileArgs",
     "KubernetesCluster",
     "MinikubeCluster",
     "MinikubeClusterArgs",

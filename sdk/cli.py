@@ -7,9 +7,15 @@ runtime commands are usable.
 
 from __future__ import annotations
 
+import logging
+import sys
+from typing import Annotated, NoReturn
+
 import typer
 
-__all__ = ["app"]
+__all__ = ["EXIT_USAGE", "app", "fail"]
+
+EXIT_USAGE = 2
 
 app = typer.Typer(
     help="Data-science workloads on Kubernetes from Python, on Pulumi.",
@@ -17,3 +23,99 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+files_app = typer.Typer(
+    help="Job-per-file: run a workload's function over every input file, once.",
+    no_args_is_help=True,
+)
+app.add_typer(files_app, name="files")
+
+
+def fail(message: str) -> NoReturn:
+    """Print ``message`` to stderr and exit with the bad-input (usage) status."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(EXIT_USAGE)
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr, force=True)
+
+
+InputOption = Annotated[str, typer.Option("--input", help="Input folder or s3:// / gs:// URL.")]
+OutputOption = Annotated[str, typer.Option("--output", help="Output folder or URL.")]
+FunctionOption = Annotated[
+    str | None, typer.Option(help="The workload's module:function(input, output).")
+]
+CommandOption = Annotated[
+    str | None, typer.Option(help="A shell command with {input} and {output}, instead.")
+]
+GlobOption = Annotated[str | None, typer.Option("--glob", help="Only inputs matching, e.g. *.csv.")]
+SuffixOption = Annotated[
+    str | None, typer.Option(help="Output extension replacing the input's, e.g. .parquet.")
+]
+
+
+@files_app.command("run")
+def files_run(
+    input_url: InputOption,
+    output_url: OutputOption,
+    shards: Annotated[int, typer.Option(help="Number of indexes the inputs are split over.")],
+    function: FunctionOption = None,
+    command: CommandOption = None,
+    index: Annotated[
+        int | None, typer.Option(help="This shard; default: $JOB_COMPLETION_INDEX.")
+    ] = None,
+    manifest: Annotated[
+        str | None, typer.Option(help="Frozen list of input keys, instead of a listing.")
+    ] = None,
+    glob: GlobOption = None,
+    suffix: SuffixOption = None,
+) -> None:
+    """Process one index's share of the inputs: what each pod of the Indexed Job runs.
+
+    Exits 0 when every file is done or was already done, 65 when an input is malformed
+    (the index fails without retries), 1 on any other failure (the index is retried and
+    redoes only what is missing).
+    """
+    from workstack.sdk.callables import CallableError
+    from workstack.sdk.files import FileJob, JobError, completion_index, run_index
+    from workstack.sdk.storage import StorageError
+
+    _logging()
+    try:
+        job = FileJob(
+            input_url=input_url,
+            output_url=output_url,
+            function=function,
+            command=command,
+            pattern=glob,
+            suffix=suffix,
+            manifest_url=manifest,
+        )
+        summary = run_index(
+            job, index=completion_index() if index is None else index, shards=shards
+        )
+    except (JobError, StorageError, CallableError) as error:
+        fail(str(error))
+    raise typer.Exit(summary.exit_code)
+
+
+@files_app.command("manifest")
+def files_manifest(
+    input_url: InputOption,
+    output_url: OutputOption,
+    to: Annotated[str, typer.Option("--to", help="Where to write the manifest (a file URL).")],
+    glob: GlobOption = None,
+) -> None:
+    """Freeze the current input listing, so every index works from the same list."""
+    from workstack.sdk.files import FileJob, JobError, write_manifest
+    from workstack.sdk.storage import StorageError
+
+    try:
+        # The manifest lists inputs; the output location is checked now so a bad one fails early.
+        job = FileJob(
+            input_url=input_url, output_url=output_url, command="true {input}", pattern=glob
+        )
+        count = write_manifest(job, to)
+    except (JobError, StorageError) as error:
+        fail(str(error))
+    typer.echo(f"{count} inputs written to {to}")

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, Literal
 
-__all__ = ["Storage", "StorageError", "open_storage"]
+__all__ = ["Storage", "StorageError", "normalize_url", "open_storage"]
 
 Protocol = Literal["file", "s3", "gcs"]
 _SCHEMES: dict[str, Protocol] = {"s3": "s3", "gs": "gcs", "gcs": "gcs", "file": "file"}
@@ -163,6 +163,64 @@ class Storage:
             staged.flush()
             self._fs.put_file(staged.name, self._native(key))
 
+    @contextlib.contextmanager
+    def staged(self, key: str) -> Iterator[Path]:
+        """A local path to write ``key`` to; it is published atomically when the block exits.
+
+        For code that writes files by path (pandas, command-line tools). Locally the path is a
+        hidden temp file beside the target, renamed over it; for object stores it is a local
+        temp file uploaded at the end. Nothing is published if the block raises, or if
+        nothing was written to the path.
+
+        Raises:
+            FileNotFoundError: The block finished without creating the file.
+        """
+        _check_key(key)
+        if self.protocol == "file":
+            target = Path(self._native(key))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temp = target.with_name(f".{target.name}.{uuid.uuid4().hex}{_TEMP_SUFFIX}")
+            try:
+                yield temp
+                if not temp.is_file():
+                    raise FileNotFoundError(f"nothing was written for {self.path(key)}")
+                with temp.open("rb+") as handle:
+                    os.fsync(handle.fileno())
+                os.replace(temp, target)
+            finally:
+                temp.unlink(missing_ok=True)
+            return
+        with tempfile.TemporaryDirectory() as folder:
+            temp = Path(folder) / PurePosixPath(key).name
+            yield temp
+            if not temp.is_file():
+                raise FileNotFoundError(f"nothing was written for {self.path(key)}")
+            self._fs.put_file(str(temp), self._native(key))
+
+    @contextlib.contextmanager
+    def fetched(self, key: str) -> Iterator[Path]:
+        """A local path holding ``key`` for the duration of the block.
+
+        Local files (NFS included) are used in place; objects are downloaded to a temp file
+        that is removed afterwards.
+
+        Raises:
+            FileNotFoundError: Naming the full URL of the missing file.
+        """
+        if self.protocol == "file":
+            path = Path(self._native(key))
+            if not path.is_file():
+                raise FileNotFoundError(f"{self.path(key)}: no such file")
+            yield path
+            return
+        with tempfile.TemporaryDirectory() as folder:
+            local = Path(folder) / PurePosixPath(key).name
+            try:
+                self._fs.get_file(self._native(key), str(local))
+            except FileNotFoundError:
+                raise FileNotFoundError(f"{self.path(key)}: no such file") from None
+            yield local
+
     def write_bytes(self, key: str, data: bytes) -> None:
         """Write ``data`` to ``key`` atomically."""
         with self.writer(key) as handle:
@@ -204,6 +262,38 @@ def _filesystem(protocol: str, endpoint_url: str | None) -> Any:
     return fsspec.filesystem(protocol, **options)
 
 
+def _parse(url: str | os.PathLike[str]) -> tuple[Protocol, str]:
+    """Split a storage URL into its protocol and root, checking both; touches nothing."""
+    text = os.fspath(url)
+    scheme, separator, rest = text.partition("://")
+    if not separator:
+        return "file", str(Path(text).resolve())
+    protocol = _SCHEMES.get(scheme)
+    if protocol is None:
+        raise StorageError(
+            f"storage URL {text!r} has scheme {scheme!r}; allowed: s3://, gs://, file:// "
+            "or a local path"
+        )
+    if protocol == "file":
+        return "file", str(Path(rest).resolve())
+    if not rest.strip("/"):
+        raise StorageError(f"storage URL {text!r} names no bucket; expected {scheme}://bucket/...")
+    return protocol, rest.strip("/")
+
+
+def normalize_url(url: str | os.PathLike[str]) -> str:
+    """The canonical form of a storage URL (``gs://b/p``, ``s3://b/p`` or an absolute path).
+
+    Two URLs name the same location exactly when their normal forms are equal, and one lies
+    inside the other when its normal form starts with the other's plus ``/``.
+
+    Raises:
+        StorageError: The scheme is not supported or no bucket is named.
+    """
+    protocol, root = _parse(url)
+    return Storage(protocol, root).url
+
+
 def open_storage(url: str | os.PathLike[str], *, endpoint_url: str | None = None) -> Storage:
     """Open the storage rooted at ``url``.
 
@@ -217,18 +307,7 @@ def open_storage(url: str | os.PathLike[str], *, endpoint_url: str | None = None
         StorageError: The URL's scheme is not supported, it names no bucket, or the package
             the scheme needs is not installed.
     """
-    text = os.fspath(url)
-    scheme, separator, rest = text.partition("://")
-    if not separator:
-        return Storage("file", str(Path(text).resolve()))
-    protocol = _SCHEMES.get(scheme)
-    if protocol is None:
-        raise StorageError(
-            f"storage URL {text!r} has scheme {scheme!r}; allowed: s3://, gs://, file:// "
-            "or a local path"
-        )
+    protocol, root = _parse(url)
     if protocol == "file":
-        return Storage("file", str(Path(rest).resolve()))
-    if not rest.strip("/"):
-        raise StorageError(f"storage URL {text!r} names no bucket; expected {scheme}://bucket/...")
-    return Storage(protocol, rest.strip("/"), _filesystem(protocol, endpoint_url))
+        return Storage("file", root)
+    return Storage(protocol, root, _filesystem(protocol, endpoint_url))

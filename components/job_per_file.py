@@ -1,0 +1,193 @@
+"""The job-per-file pattern: one Indexed Job, whatever the number of files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+
+from workstack.components._objects import create_object
+from workstack.components.cluster import KubernetesCluster
+from workstack.components.identity import WorkloadIdentity
+from workstack.components.manifests import SpecError
+from workstack.components.manifests.jobs import (
+    MANIFEST_FILE,
+    MANIFEST_MOUNT,
+    IndexedJobSpec,
+    build_indexed_job,
+    build_manifest_config_map,
+    check_job_settings,
+    manifest_text,
+)
+from workstack.components.manifests.pods import ContainerSpec, PodStorage, Resources
+from workstack.sdk import env
+from workstack.sdk.files import JobError, check_locations
+from workstack.sdk.storage import StorageError, normalize_url
+
+__all__ = ["JobPerFile", "JobPerFileArgs"]
+
+CONTAINER = "work"
+
+
+@dataclass(kw_only=True, frozen=True)
+class JobPerFileArgs:
+    """Arguments for :class:`JobPerFile`.
+
+    Attributes:
+        cluster: Where the Job runs (its workload namespace and provider).
+        image: The workload image (a reference; a ``WorkloadImage``'s ``ref``).
+        input_url: Inputs: a path under ``/data`` (NFS storage) or an ``s3://``/``gs://`` URL.
+            Need not be visible from the machine running ``pulumi up``.
+        output_url: Outputs; neither the input location nor inside it.
+        function: The workload's ``module:function(input, output)``.
+        command: Or a shell command template with ``{input}`` and ``{output}``.
+        storage: Storages the pods mount (``NfsStorage.pod_storage``, ``BucketStorage...``).
+        identity: Service account the pods run as (bucket access comes with it).
+        shards: Indexes the inputs are split over (the Job's ``completions``).
+        parallelism: Pods at once.
+        retries_per_index: Retries of a failing index (not for bad input, not for disruption).
+        max_failed_indexes: Fail the Job once this many indexes failed; None: run them all.
+        ttl_seconds_after_finished: Delete the finished Job and its pods after this long.
+        active_deadline_seconds: Fail the Job if it runs longer.
+        resources: CPU and memory per pod.
+        files: A frozen input list known at deploy time (kept in a ConfigMap); None lets
+            each pod list the inputs itself.
+        manifest_url: Or a frozen list written to storage (``workstack files manifest``).
+        glob: Only inputs matching this pattern, e.g. ``*.csv``.
+        suffix: Output extension replacing the input's, e.g. ``.parquet``.
+    """
+
+    cluster: KubernetesCluster
+    image: pulumi.Input[str]
+    input_url: str
+    output_url: str
+    function: str | None = None
+    command: str | None = None
+    storage: tuple[PodStorage, ...] = ()
+    identity: WorkloadIdentity | None = None
+    shards: int = 10
+    parallelism: int = 4
+    retries_per_index: int = 2
+    max_failed_indexes: int | None = None
+    ttl_seconds_after_finished: int = 86_400
+    active_deadline_seconds: int = 6 * 3600
+    resources: Resources = field(default_factory=Resources)
+    files: tuple[str, ...] | None = None
+    manifest_url: str | None = None
+    glob: str | None = None
+    suffix: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.function is None) == (self.command is None):
+            raise SpecError("function", self.function, "give exactly one of function or command")
+        if self.files is not None and self.manifest_url is not None:
+            raise SpecError("files", "(set)", "give files or manifest_url, not both")
+        if self.files is not None:
+            manifest_text(self.files)
+        check_job_settings(
+            shards=self.shards,
+            parallelism=self.parallelism,
+            retries_per_index=self.retries_per_index,
+            max_failed_indexes=self.max_failed_indexes,
+            ttl_seconds_after_finished=self.ttl_seconds_after_finished,
+            active_deadline_seconds=self.active_deadline_seconds,
+        )
+        for name in ("input_url", "output_url"):
+            self._check_reachable(name, getattr(self, name))
+        try:
+            check_locations(self.input_url, self.output_url)
+        except JobError as error:
+            raise SpecError("output_url", self.output_url, str(error)) from None
+
+    def _check_reachable(self, name: str, url: str) -> None:
+        """A location must be one the pods can reach: the NFS mount or a bucket URL."""
+        try:
+            normal = normalize_url(url)
+        except StorageError as error:
+            raise SpecError(name, url, str(error)) from None
+        if normal.startswith(("s3://", "gs://")):
+            return
+        mounted = any(env.NFS_PATH in item.env for item in self.storage)
+        if not mounted or not (normal + "/").startswith(env.NFS_MOUNT_PATH + "/"):
+            raise SpecError(
+                name,
+                url,
+                f"pods see only {env.NFS_MOUNT_PATH} (with NFS storage attached) and s3:// or "
+                "gs:// URLs; a path on the deploying machine is not visible to them",
+            )
+
+
+class JobPerFile(pulumi.ComponentResource):
+    """Runs a workload over every input file as one Indexed Job.
+
+    The number of Kubernetes objects does not grow with the number of files: the Job (plus
+    a ConfigMap when a frozen file list is given). Each pod takes every ``shards``-th input of
+    the sorted listing, skips inputs whose output exists and writes outputs atomically, so
+    retries and reruns do only what is missing. An input the workload reports as malformed
+    fails its index without retries; node disruptions are not counted as failures. The
+    finished Job removes itself after ``ttl_seconds_after_finished``.
+    """
+
+    job_name: str
+    """Name of the Job in the workload namespace."""
+
+    def __init__(
+        self, name: str, args: JobPerFileArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("workstack:workload:JobPerFile", name, None, opts)
+        cluster = args.cluster
+        k8s = pulumi.ResourceOptions(parent=self, provider=cluster.provider, depends_on=[cluster])
+        self.job_name = name
+        command = ["files", "run", "--input", args.input_url, "--output", args.output_url]
+        command += ["--shards", str(args.shards)]
+        command += (
+            ["--function", args.function] if args.function else ["--command", str(args.command)]
+        )
+        for flag, value in (("--glob", args.glob), ("--suffix", args.suffix)):
+            if value is not None:
+                command += [flag, value]
+
+        config_map = None
+        if args.files is not None:
+            config_map = f"{name}-inputs"
+            create_object(
+                f"{name}-inputs",
+                build_manifest_config_map(
+                    name=config_map,
+                    namespace=cluster.namespace_name,
+                    instance=name,
+                    keys=args.files,
+                ),
+                k8s,
+            )
+            command += ["--manifest", f"{MANIFEST_MOUNT}/{MANIFEST_FILE}"]
+        elif args.manifest_url is not None:
+            command += ["--manifest", args.manifest_url]
+
+        spec = IndexedJobSpec(
+            name=name,
+            namespace=cluster.namespace_name,
+            instance=name,
+            container=ContainerSpec(
+                name=CONTAINER,
+                image=args.image,
+                command=("workstack",),
+                args=tuple(command),
+                resources=args.resources,
+            ),
+            shards=args.shards,
+            parallelism=args.parallelism,
+            retries_per_index=args.retries_per_index,
+            max_failed_indexes=args.max_failed_indexes,
+            ttl_seconds_after_finished=args.ttl_seconds_after_finished,
+            active_deadline_seconds=args.active_deadline_seconds,
+            storage=args.storage,
+            service_account=args.identity.service_account if args.identity else None,
+            manifest_config_map=config_map,
+        )
+        job = build_indexed_job(spec)
+        # A batch run may take hours: `pulumi up` creates the Job and returns instead of
+        # waiting for it (watch it with kubectl); the Job's own deadline bounds it.
+        job["metadata"]["annotations"] = {"pulumi.com/skipAwait": "true"}
+        create_object(f"{name}-job", job, k8s)
+        self.register_outputs({"job_name": self.job_name})

@@ -1,0 +1,46 @@
+"""Find a workload's function from its path, such as ``csv_clean:process`` or ``pkg.mod.fn``."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["CallableError", "load_callable"]
+
+_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*([:.][A-Za-z_][\w]*)$")
+
+
+class CallableError(ValueError):
+    """A function path does not name an importable callable; the message says why."""
+
+
+def load_callable(path: str) -> Callable[..., Any]:
+    """Import and return the callable ``path`` names.
+
+    Args:
+        path: ``module:attribute`` (preferred) or ``package.module.attribute``.
+
+    Raises:
+        CallableError: The path is malformed, the module cannot be imported, the attribute is
+            missing, or it is not callable.
+    """
+    if not isinstance(path, str) or not _PATH.match(path):
+        raise CallableError(
+            f"function {path!r} is not allowed; expected module:function such as "
+            "'csv_clean:process' (or dotted, 'pkg.module.function')"
+        )
+    module_name, _, attribute = path.rpartition(":") if ":" in path else path.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        raise CallableError(
+            f"function {path!r}: module {module_name!r} cannot be imported ({error})"
+        ) from None
+    target = getattr(module, attribute, None)
+    if target is None:
+        raise CallableError(f"function {path!r}: module {module_name!r} has no {attribute!r}")
+    if not callable(target):
+        raise CallableError(f"function {path!r}: {attribute!r} is not callable")
+    return target  # type: ignore[no-any-return]

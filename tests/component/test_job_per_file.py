@@ -1,0 +1,174 @@
+"""JobPerFile under Pulumi's mocks: constant object count, valid Job, clear errors."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from workstack.components import (
+    MinikubeCluster,
+    MinikubeClusterArgs,
+    NfsStorage,
+    NfsStorageArgs,
+    SpecError,
+)
+from workstack.components.job_per_file import JobPerFile, JobPerFileArgs
+from workstack.components.manifests.jobs import IndexedJobSpec, build_indexed_job
+from workstack.components.manifests.pods import ContainerSpec
+from workstack.offline import Deployment, ProgramError, run_function
+from workstack.policy import pod_templates, restricted_violations
+from workstack.render import rendered_objects
+
+IMAGE = "registry.example/csv-clean:3f2a"
+
+
+def deploy(files: int | None = None, **changes: Any) -> Deployment:
+    def program() -> None:
+        cluster = MinikubeCluster("dev", MinikubeClusterArgs())
+        nfs = NfsStorage("nfs", NfsStorageArgs(cluster=cluster))
+        args: dict[str, Any] = {
+            "cluster": cluster,
+            "image": IMAGE,
+            "input_url": "/data/raw",
+            "output_url": "/data/clean",
+            "function": "csv_clean:process",
+            "storage": (nfs.pod_storage,),
+            "files": None if files is None else tuple(f"day-{n:06d}.csv" for n in range(files)),
+        }
+        JobPerFile("clean", JobPerFileArgs(**(args | changes)))
+
+    return run_function(program)
+
+
+def job_objects(deployment: Deployment) -> list[dict[str, Any]]:
+    return [
+        o
+        for o in rendered_objects(deployment)
+        if o["metadata"]["labels"].get("app.kubernetes.io/instance") == "clean"
+    ]
+
+
+def test_object_count_does_not_grow_with_the_number_of_files() -> None:
+    small, large = job_objects(deploy(files=10)), job_objects(deploy(files=10_000))
+    assert [o["kind"] for o in small] == [o["kind"] for o in large] == ["ConfigMap", "Job"]
+    assert len(job_objects(deploy())) == 1, "without a frozen list, only the Job"
+
+
+def test_the_job_is_indexed_with_per_index_retries_and_a_failure_policy(
+    assert_schema_valid: Any,
+) -> None:
+    objects = job_objects(deploy(shards=25, parallelism=5, max_failed_indexes=3))
+    assert_schema_valid(objects)
+    [job] = [o for o in objects if o["kind"] == "Job"]
+    spec = job["spec"]
+    assert spec["completionMode"] == "Indexed"
+    assert (spec["completions"], spec["parallelism"]) == (25, 5)
+    assert spec["backoffLimitPerIndex"] == 2
+    assert spec["maxFailedIndexes"] == 3
+    assert spec["ttlSecondsAfterFinished"] == 86_400
+    assert spec["activeDeadlineSeconds"] == 21_600
+    fail_index, ignore = spec["podFailurePolicy"]["rules"]
+    assert fail_index == {
+        "action": "FailIndex",
+        "onExitCodes": {"containerName": "work", "operator": "In", "values": [65]},
+    }
+    assert ignore == {
+        "action": "Ignore",
+        "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+    }
+    assert job["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+    [container] = spec["template"]["spec"]["containers"]
+    assert container["command"] == ["workstack"]
+    assert container["args"] == [
+        "files",
+        "run",
+        "--input",
+        "/data/raw",
+        "--output",
+        "/data/clean",
+        "--shards",
+        "25",
+        "--function",
+        "csv_clean:process",
+    ]
+    assert {"name": "data", "mountPath": "/data"} in container["volumeMounts"]
+    [template] = pod_templates(job)
+    assert restricted_violations(template.spec) == []
+
+
+def test_a_frozen_file_list_is_mounted_and_passed_to_the_pods() -> None:
+    objects = job_objects(deploy(files=3))
+    config_map, job = objects
+    assert config_map["data"]["inputs.txt"] == "day-000000.csv\nday-000001.csv\nday-000002.csv\n"
+    assert config_map["immutable"] is True
+    pod = job["spec"]["template"]["spec"]
+    assert pod["containers"][0]["args"][-2:] == ["--manifest", "/etc/workstack/manifest/inputs.txt"]
+    assert {"name": "manifest", "configMap": {"name": "clean-inputs"}} in pod["volumes"]
+
+
+def test_bucket_locations_need_no_mount() -> None:
+    objects = job_objects(
+        deploy(input_url="s3://raw-data/2024", output_url="s3://clean-data/2024", storage=())
+    )
+    assert (
+        objects[0]["spec"]["template"]["spec"]["containers"][0]["args"][3] == "s3://raw-data/2024"
+    )
+
+
+BAD = [
+    ({"parallelism": 0}, "parallelism", "integer between 1 and 100000"),
+    ({"shards": 0}, "shards", "integer between 1 and 100000"),
+    ({"input_url": "ftp://archive/raw"}, "input_url", "scheme 'ftp'; allowed: s3://, gs://"),
+    ({"input_url": "/home/me/raw"}, "input_url", "pods see only /data"),
+    ({"output_url": "/data/raw"}, "output_url", "is the input location"),
+    ({"output_url": "/data/raw/clean"}, "output_url", "lies inside the input"),
+    ({"function": None}, "function", "exactly one of function or command"),
+    ({"manifest_url": "/data/manifest.txt"}, "files", "not both"),
+    ({"max_failed_indexes": 11}, "max_failed_indexes", "between 0 and 10"),
+]
+
+
+@pytest.mark.parametrize(("changes", "field", "allowed"), BAD)
+def test_bad_arguments_fail_before_the_job_exists(
+    changes: dict[str, Any], field: str, allowed: str
+) -> None:
+    with pytest.raises(ProgramError) as caught:
+        deploy(files=2, **changes)
+    error = caught.value.error
+    assert isinstance(error, SpecError), error
+    assert error.field == field
+    assert allowed in str(error)
+    assert not [r for r in caught.value.deployment.resources if r.name.startswith("clean")]
+
+
+def test_too_many_files_for_a_config_map_points_to_a_manifest() -> None:
+    with pytest.raises(ProgramError, match="workstack files manifest"):
+        deploy(files=100_000)
+
+
+def test_builder_golden(golden: Callable[[str, Any], None]) -> None:
+    job = build_indexed_job(
+        IndexedJobSpec(
+            name="clean",
+            namespace="ws",
+            instance="clean",
+            container=ContainerSpec(name="work", image=IMAGE, args=("files", "run")),
+            shards=4,
+            parallelism=2,
+        )
+    )
+    golden("indexed-job", job)
+
+
+def test_evaluation_time_barely_grows_with_files() -> None:
+    """Sanity check only; the measured ratio is in docs/benchmarks.md (tests/bench)."""
+    started = time.perf_counter()
+    deploy(files=10)
+    small = time.perf_counter() - started
+    started = time.perf_counter()
+    deploy(files=10_000)
+    large = time.perf_counter() - started
+    assert large < small * 5 + 1.0
