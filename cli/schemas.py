@@ -85,7 +85,13 @@ class CrdCatalog:
             schema = (version.get("schema") or {}).get("openAPIV3Schema")
             if schema is not None:
                 api_version = f"{spec['group']}/{version['name']}"
-                self._schemas[(api_version, spec["names"]["kind"])] = _strict(copy.deepcopy(schema))
+                schema = copy.deepcopy(schema)
+                # Every object has these, whether or not its CRD's schema spells them out.
+                properties = schema.setdefault("properties", {})
+                properties.setdefault("apiVersion", {"type": "string"})
+                properties.setdefault("kind", {"type": "string"})
+                properties.setdefault("metadata", {"type": "object"})
+                self._schemas[(api_version, spec["names"]["kind"])] = _strict(schema)
 
     def schema_for(self, api_version: str, kind: str) -> dict[str, Any] | None:
         """The strict schema for ``kind`` at ``api_version``, or None if no CRD declares it."""
@@ -105,7 +111,10 @@ def default_crd_dirs(project_root: Path) -> list[Path]:
     spec = importlib.util.find_spec("dask_kubernetes")
     if spec is not None and spec.submodule_search_locations:
         package = Path(next(iter(spec.submodule_search_locations)))
-        folders.append(package / "operator" / "customresources")
+        # The operator chart's copies are fully resolved; the package's own are templates.
+        folders.append(
+            package / "operator" / "deployment" / "helm" / "dask-kubernetes-operator" / "crds"
+        )
     return [folder for folder in folders if folder.is_dir()]
 
 

@@ -13,6 +13,7 @@ Every cluster component has the same outputs (``kubeconfig``, ``provider``, ``na
 
 from workstack.components.bucket import BucketStorage, BucketStorageArgs
 from workstack.components.cluster import Cloud, KubernetesCluster, Registry
+from workstack.components.dask_cluster import DaskCluster, DaskClusterArgs
 from workstack.components.eks import EksCluster, EksClusterArgs
 from workstack.components.gke import GkeCluster, GkeClusterArgs
 from workstack.components.identity import WorkloadIdentity, WorkloadIdentityArgs
@@ -27,6 +28,8 @@ __all__ = [
     "BucketStorageArgs",
     "Cloud",
     "ContainerSpec",
+    "DaskCluster",
+    "DaskClusterArgs",
     "EksCluster",
     "EksClusterArgs",
     "GkeCluster",

@@ -119,3 +119,47 @@ def files_manifest(
     except (JobError, StorageError) as error:
         fail(str(error))
     typer.echo(f"{count} inputs written to {to}")
+
+
+dask_app = typer.Typer(help="Dask: run a function on a cluster and save its DataFrame.")
+app.add_typer(dask_app, name="dask")
+
+
+@dask_app.command("run")
+def dask_run(
+    config: Annotated[str, typer.Argument(help="Run config (YAML or JSON) in the seed's shape.")],
+    address: Annotated[
+        str | None,
+        typer.Option(help="Scheduler address; default: the config's, or a local cluster."),
+    ] = None,
+    output: Annotated[str | None, typer.Option(help="Override output.path.")] = None,
+) -> None:
+    """Run the config's function on a Dask cluster and write the DataFrame it returns."""
+    import dataclasses
+    from pathlib import Path
+
+    import yaml
+
+    from workstack.sdk.callables import CallableError
+    from workstack.sdk.dask import DaskConfigError, parse_config, run_function
+    from workstack.sdk.storage import StorageError
+
+    _logging()
+    path = Path(config)
+    if not path.is_file():
+        fail(f"config {config!r} does not exist; expected a YAML or JSON file")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        fail(f"config {config!r} is not valid YAML or JSON: {error}")
+    try:
+        parsed = parse_config(raw)
+        frame = run_function(
+            dataclasses.replace(
+                parsed, address=address or parsed.address, output=output or parsed.output
+            )
+        )
+    except (DaskConfigError, CallableError, StorageError) as error:
+        fail(str(error))
+    where = output or parsed.output
+    typer.echo(f"{len(frame)} rows" + (f" written to {where}" if where else ""))
