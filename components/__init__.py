@@ -11,6 +11,12 @@ Every cluster component has the same outputs (``kubeconfig``, ``provider``, ``na
 ``registry``), so the workload components take any of them.
 """
 
+from workstack.components.argo import (
+    ArgoPipeline,
+    ArgoPipelineArgs,
+    ArgoWorkflows,
+    ArgoWorkflowsArgs,
+)
 from workstack.components.bucket import BucketStorage, BucketStorageArgs
 from workstack.components.cluster import Cloud, KubernetesCluster, Registry
 from workstack.components.dask_cluster import DaskCluster, DaskClusterArgs
@@ -24,6 +30,10 @@ from workstack.components.minikube import MinikubeCluster, MinikubeClusterArgs
 from workstack.components.nfs import NfsStorage, NfsStorageArgs
 
 __all__ = [
+    "ArgoPipeline",
+    "ArgoPipelineArgs",
+    "ArgoWorkflows",
+    "ArgoWorkflowsArgs",
     "BucketStorage",
     "BucketStorageArgs",
     "Cloud",

@@ -90,12 +90,17 @@ class BucketStorage(pulumi.ComponentResource):
         super().__init__("workstack:storage:BucketStorage", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         cluster = args.cluster
+        self._name = name
+        self._s3_bucket: aws.s3.Bucket | None = None
+        self._gcs_bucket: gcp.storage.Bucket | None = None
         if isinstance(cluster, EksCluster):
-            self.bucket_name = self._s3(name, args, child)
+            self._s3_bucket = self._s3(name, args, child)
+            self.bucket_name = self._s3_bucket.bucket
             self.url = self.bucket_name.apply(lambda bucket: f"s3://{bucket}")
             self.pod_storage = bucket_pod_storage(self.url)
         elif isinstance(cluster, GkeCluster):
-            self.bucket_name = self._gcs(name, args, cluster, child)
+            self._gcs_bucket = self._gcs(name, args, cluster, child)
+            self.bucket_name = self._gcs_bucket.name
             self.url = self.bucket_name.apply(lambda bucket: f"gs://{bucket}")
             self.pod_storage = bucket_pod_storage(self.url)
         else:
@@ -129,12 +134,51 @@ class BucketStorage(pulumi.ComponentResource):
                 ),
             )
             self.pod_storage = bucket_pod_storage(self.url, credentials_secret=secret)
+        for identity in args.identities:
+            self.grant(identity, child)
         self.register_outputs({"bucket_name": self.bucket_name, "url": self.url})
 
+    def grant(self, identity: WorkloadIdentity, opts: pulumi.ResourceOptions) -> None:
+        """Let ``identity`` list the bucket and read, write and delete its objects.
+
+        For identities made after the bucket (an Argo workflow service account, say). On
+        minikube there is nothing to grant: the endpoint's credentials are in a Secret.
+
+        Raises:
+            SpecError: The identity belongs to another kind of cluster.
+        """
+        name = f"{self._name}-access-{identity.service_account}"
+        if self._s3_bucket is not None:
+            if identity.aws_role is None:
+                raise SpecError(
+                    "identities",
+                    identity.service_account,
+                    "expected identities of this EKS cluster",
+                )
+            aws.iam.RolePolicy(
+                name,
+                role=identity.aws_role.name,
+                policy=self._s3_bucket.arn.apply(_s3_access_policy),
+                opts=opts,
+            )
+        elif self._gcs_bucket is not None:
+            account = identity.google_service_account
+            if account is None:
+                raise SpecError(
+                    "identities",
+                    identity.service_account,
+                    "expected identities of this GKE cluster",
+                )
+            gcp.storage.BucketIAMMember(
+                name,
+                bucket=self._gcs_bucket.name,
+                role="roles/storage.objectUser",
+                member=account.email.apply(lambda email: f"serviceAccount:{email}"),
+                opts=opts,
+            )
+
     @staticmethod
-    def _s3(
-        name: str, args: BucketStorageArgs, child: pulumi.ResourceOptions
-    ) -> pulumi.Output[str]:
+    def _s3(name: str, args: BucketStorageArgs, child: pulumi.ResourceOptions) -> aws.s3.Bucket:
         bucket = aws.s3.Bucket(
             f"{name}-bucket",
             bucket=args.bucket_name,
@@ -178,25 +222,12 @@ class BucketStorage(pulumi.ComponentResource):
             ],
             opts=child,
         )
-        for identity in args.identities:
-            if identity.aws_role is None:
-                raise SpecError(
-                    "identities",
-                    identity.service_account,
-                    "expected identities of this EKS cluster",
-                )
-            aws.iam.RolePolicy(
-                f"{name}-access-{identity.service_account}",
-                role=identity.aws_role.name,
-                policy=bucket.arn.apply(_s3_access_policy),
-                opts=child,
-            )
-        return bucket.bucket
+        return bucket
 
     @staticmethod
     def _gcs(
         name: str, args: BucketStorageArgs, cluster: GkeCluster, child: pulumi.ResourceOptions
-    ) -> pulumi.Output[str]:
+    ) -> gcp.storage.Bucket:
         bucket = gcp.storage.Bucket(
             f"{name}-bucket",
             name=args.bucket_name,
@@ -214,22 +245,7 @@ class BucketStorage(pulumi.ComponentResource):
             ],
             opts=child,
         )
-        for identity in args.identities:
-            account = identity.google_service_account
-            if account is None:
-                raise SpecError(
-                    "identities",
-                    identity.service_account,
-                    "expected identities of this GKE cluster",
-                )
-            gcp.storage.BucketIAMMember(
-                f"{name}-access-{identity.service_account}",
-                bucket=bucket.name,
-                role="roles/storage.objectUser",
-                member=account.email.apply(lambda email: f"serviceAccount:{email}"),
-                opts=child,
-            )
-        return bucket.name
+        return bucket
 
 
 def _s3_access_policy(bucket_arn: str) -> str:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import pulumi
 
+from workstack.components._locations import check_reachable
 from workstack.components._objects import create_object
 from workstack.components.cluster import KubernetesCluster
 from workstack.components.identity import WorkloadIdentity
@@ -20,9 +21,7 @@ from workstack.components.manifests.jobs import (
     manifest_text,
 )
 from workstack.components.manifests.pods import ContainerSpec, PodStorage, Resources
-from workstack.sdk import env
 from workstack.sdk.files import JobError, check_locations
-from workstack.sdk.storage import StorageError, normalize_url
 
 __all__ = ["JobPerFile", "JobPerFileArgs"]
 
@@ -93,28 +92,11 @@ class JobPerFileArgs:
             active_deadline_seconds=self.active_deadline_seconds,
         )
         for name in ("input_url", "output_url"):
-            self._check_reachable(name, getattr(self, name))
+            check_reachable(name, getattr(self, name), self.storage)
         try:
             check_locations(self.input_url, self.output_url)
         except JobError as error:
             raise SpecError("output_url", self.output_url, str(error)) from None
-
-    def _check_reachable(self, name: str, url: str) -> None:
-        """A location must be one the pods can reach: the NFS mount or a bucket URL."""
-        try:
-            normal = normalize_url(url)
-        except StorageError as error:
-            raise SpecError(name, url, str(error)) from None
-        if normal.startswith(("s3://", "gs://")):
-            return
-        mounted = any(env.NFS_PATH in item.env for item in self.storage)
-        if not mounted or not (normal + "/").startswith(env.NFS_MOUNT_PATH + "/"):
-            raise SpecError(
-                name,
-                url,
-                f"pods see only {env.NFS_MOUNT_PATH} (with NFS storage attached) and s3:// or "
-                "gs:// URLs; a path on the deploying machine is not visible to them",
-            )
 
 
 class JobPerFile(pulumi.ComponentResource):

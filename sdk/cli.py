@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
+
+if TYPE_CHECKING:
+    from workstack.sdk.pipeline import Pipeline
 
 __all__ = ["EXIT_USAGE", "app", "fail"]
 
@@ -163,3 +166,60 @@ def dask_run(
         fail(str(error))
     where = output or parsed.output
     typer.echo(f"{len(frame)} rows" + (f" written to {where}" if where else ""))
+
+
+pipeline_app = typer.Typer(help="Pipelines: a DAG of workload steps, locally or on Argo.")
+app.add_typer(pipeline_app, name="pipeline")
+EntrypointOption = Annotated[
+    str, typer.Option(help="The workload's module:builder returning its Pipeline.")
+]
+
+
+def _pipeline(entrypoint: str) -> Pipeline:
+    from workstack.sdk.callables import CallableError
+    from workstack.sdk.pipeline import PipelineError, load_pipeline
+
+    try:
+        return load_pipeline(entrypoint)
+    except (CallableError, PipelineError) as error:
+        fail(str(error))
+
+
+@pipeline_app.command("step")
+def pipeline_step(
+    entrypoint: EntrypointOption,
+    step: Annotated[str, typer.Option(help="The step to run.")],
+    data: Annotated[str, typer.Option(help="Data root: a folder, NFS path or bucket URL.")],
+) -> None:
+    """Run one step against the data root: what each Argo pod runs."""
+    from workstack.sdk.pipeline import PipelineError, run_step
+    from workstack.sdk.storage import StorageError, open_storage
+
+    _logging()
+    pipeline = _pipeline(entrypoint)
+    try:
+        run_step(pipeline, step, open_storage(data))
+    except (PipelineError, StorageError) as error:
+        fail(str(error))
+    typer.echo(f"step {step} done")
+
+
+@pipeline_app.command("run")
+def pipeline_run(
+    entrypoint: EntrypointOption,
+    data: Annotated[str, typer.Option(help="Local folder the steps' paths are relative to.")],
+    force: Annotated[bool, typer.Option(help="Run every step, even if up to date.")] = False,
+) -> None:
+    """Run the pipeline locally in dependency order, skipping steps that are up to date."""
+    from pathlib import Path
+
+    from workstack.sdk.pipeline import run_local
+
+    _logging()
+    pipeline = _pipeline(entrypoint)
+
+    def report(name: str, ran: bool) -> None:
+        typer.echo(f"{'ran' if ran else 'up to date'}: {name}")
+
+    result = run_local(pipeline, Path(data), force=force, on_step=report)
+    typer.echo(f"{len(result.ran)} ran, {len(result.skipped)} up to date")

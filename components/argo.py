@@ -1,0 +1,199 @@
+"""Argo Workflows in the workload namespace, and pipelines deployed to it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from workstack.components._locations import check_reachable
+from workstack.components._objects import create_object
+from workstack.components.bucket import BucketStorage
+from workstack.components.cluster import KubernetesCluster
+from workstack.components.eks import EksCluster
+from workstack.components.gke import GkeCluster
+from workstack.components.identity import WorkloadIdentity, WorkloadIdentityArgs
+from workstack.components.manifests import SpecError, require_choice
+from workstack.components.manifests.argo import (
+    ARGO_CHART,
+    ARGO_CHART_VERSION,
+    ARGO_REPO,
+    WORKFLOW_SERVICE_ACCOUNT,
+    ArgoExportSpec,
+    argo_values,
+    build_argo_workflow,
+)
+from workstack.components.manifests.pods import PodStorage
+from workstack.sdk.callables import CallableError
+from workstack.sdk.pipeline import Pipeline, PipelineError, load_pipeline
+
+__all__ = ["ArgoPipeline", "ArgoPipelineArgs", "ArgoWorkflows", "ArgoWorkflowsArgs"]
+
+
+@dataclass(kw_only=True, frozen=True)
+class ArgoWorkflowsArgs:
+    """Arguments for :class:`ArgoWorkflows`.
+
+    Attributes:
+        cluster: Where Argo runs: its controller and server live in, and only watch, the
+            cluster's workload namespace.
+        bucket: The stack's bucket, to hold workflow artifacts and logs through the workflow
+            service account's identity; None for no artifact repository.
+    """
+
+    cluster: KubernetesCluster
+    bucket: BucketStorage | None = None
+
+
+class ArgoWorkflows(pulumi.ComponentResource):
+    """The argo-workflows chart (pinned), namespaced, plus the service account steps run as.
+
+    The chart runs in single-namespace mode with namespaced Roles only; its executor runs
+    under the restricted profile. The workflow service account is a ``WorkloadIdentity``
+    with the ``argo-step`` permission set (create and patch ``workflowtaskresults``), and,
+    on GKE and EKS, the cloud identity that reaches the stack's bucket, which is the default
+    artifact repository.
+    """
+
+    identity: WorkloadIdentity
+    """The service account workflow steps run as."""
+
+    server_command: pulumi.Output[str]
+    """The ``kubectl port-forward`` command that opens the Argo UI on localhost:2746."""
+
+    def __init__(
+        self, name: str, args: ArgoWorkflowsArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("workstack:workflow:ArgoWorkflows", name, None, opts)
+        cluster = args.cluster
+        namespace = cluster.namespace_name
+        self.identity = WorkloadIdentity(
+            f"{name}-workflow-identity",
+            WorkloadIdentityArgs(
+                cluster=cluster, service_account=WORKFLOW_SERVICE_ACCOUNT, permissions="argo-step"
+            ),
+            pulumi.ResourceOptions(parent=self),
+        )
+        repository: Any = None
+        if args.bucket is not None:
+            args.bucket.grant(self.identity, pulumi.ResourceOptions(parent=self))
+            repository = args.bucket.bucket_name.apply(
+                lambda bucket: _artifact_repository(cluster, bucket)
+            )
+        k8s.helm.v4.Chart(
+            f"{name}-chart",
+            name=ARGO_CHART,  # the release name: resources are called argo-workflows-*
+            chart=ARGO_CHART,
+            version=ARGO_CHART_VERSION,
+            repository_opts={"repo": ARGO_REPO},
+            namespace=namespace,
+            values=_values(namespace, repository),
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=cluster.provider, depends_on=[cluster]
+            ),
+        )
+        self.server_command = pulumi.Output.from_input(
+            f"kubectl port-forward -n {namespace} svc/{ARGO_CHART}-server 2746:2746"
+        )
+        self.register_outputs({"server_command": self.server_command})
+
+
+def _values(namespace: str, repository: Any) -> Any:
+    if repository is None:
+        return argo_values(namespace)
+    return pulumi.Output.from_input(repository).apply(
+        lambda resolved: argo_values(namespace, artifact_repository=resolved)
+    )
+
+
+def _artifact_repository(cluster: KubernetesCluster, bucket: str) -> dict[str, Any]:
+    """Argo's artifact repository for the stack's bucket, credentials from the identity."""
+    key_format = "argo/{{workflow.namespace}}/{{workflow.name}}/{{pod.name}}"
+    if isinstance(cluster, GkeCluster):
+        # Without serviceAccountKeySecret, Argo uses the pod's Workload Identity.
+        return {"archiveLogs": True, "gcs": {"bucket": bucket, "keyFormat": key_format}}
+    if isinstance(cluster, EksCluster):
+        return {
+            "archiveLogs": True,
+            "s3": {
+                "bucket": bucket,
+                "endpoint": "s3.amazonaws.com",
+                "keyFormat": key_format,
+                "useSDKCreds": True,
+                "encryptionOptions": {"enableEncryption": True},
+            },
+        }
+    raise SpecError(
+        "bucket", bucket, "an artifact repository needs a GKE or EKS bucket reached by identity"
+    )
+
+
+@dataclass(kw_only=True, frozen=True)
+class ArgoPipelineArgs:
+    """Arguments for :class:`ArgoPipeline`.
+
+    Attributes:
+        argo: The Argo installation that runs it.
+        cluster: The cluster Argo runs in.
+        image: The pipeline workload's image.
+        entrypoint: The workload's ``module:builder`` returning the Pipeline; it is imported
+            here too, to build the DAG (the workload folder must be importable).
+        data_url: Root of the steps' paths: a path under ``/data`` or a bucket URL.
+        storage: Storages every step mounts.
+        kind: ``WorkflowTemplate`` (submit runs with ``argo submit --from``) or
+            ``Workflow`` (runs when deployed).
+    """
+
+    argo: ArgoWorkflows
+    cluster: KubernetesCluster
+    image: pulumi.Input[str]
+    entrypoint: str
+    data_url: str
+    storage: tuple[PodStorage, ...] = ()
+    kind: str = "WorkflowTemplate"
+    pipeline: Pipeline = field(init=False)
+
+    def __post_init__(self) -> None:
+        require_choice("kind", self.kind, ("WorkflowTemplate", "Workflow"))
+        check_reachable("data_url", self.data_url, self.storage)
+        try:
+            object.__setattr__(self, "pipeline", load_pipeline(self.entrypoint))
+        except (CallableError, PipelineError) as error:
+            raise SpecError("entrypoint", self.entrypoint, str(error)) from None
+
+
+class ArgoPipeline(pulumi.ComponentResource):
+    """A pipeline deployed as an Argo WorkflowTemplate (or a Workflow that runs at once)."""
+
+    name: str
+    """Name of the WorkflowTemplate (the pipeline's name)."""
+
+    def __init__(
+        self, name: str, args: ArgoPipelineArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("workstack:workflow:ArgoPipeline", name, None, opts)
+        spec = ArgoExportSpec(
+            pipeline=args.pipeline,
+            entrypoint=args.entrypoint,
+            image=args.image,
+            namespace=args.cluster.namespace_name,
+            data_url=args.data_url,
+            kind=args.kind,
+            storage=args.storage,
+            service_account=args.argo.identity.service_account,
+        )
+        document = build_argo_workflow(spec)
+        if args.kind == "Workflow":
+            # Pulumi needs a fixed name; a changed pipeline replaces the Workflow.
+            document["metadata"]["name"] = document["metadata"].pop("generateName").rstrip("-")
+        self.name = document["metadata"]["name"]
+        create_object(
+            f"{name}-{args.kind.lower()}",
+            document,
+            pulumi.ResourceOptions(
+                parent=self, provider=args.cluster.provider, depends_on=[args.argo, args.cluster]
+            ),
+        )
+        self.register_outputs({"name": self.name})

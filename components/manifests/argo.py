@@ -1,0 +1,217 @@
+"""Argo Workflows: a pipeline as a Workflow (or WorkflowTemplate), and the chart's settings.
+
+The Workflow is assembled from hera's models of the Argo API, so every field is checked
+against Argo's own types, and each step's container comes from ``build_pod_spec``, so steps
+carry the same security defaults, resources and storage mounts as every other workload pod.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hera.workflows import models
+
+from workstack.components.manifests.labels import standard_labels
+from workstack.components.manifests.pods import ContainerSpec, PodStorage, Resources, build_pod_spec
+from workstack.components.manifests.security import pod_security_context
+from workstack.components.manifests.validation import require_choice, require_dns1123_label
+from workstack.sdk.pipeline import Pipeline, Step
+
+__all__ = [
+    "ARGO_CHART",
+    "ARGO_CHART_VERSION",
+    "ARGO_REPO",
+    "WORKFLOW_SERVICE_ACCOUNT",
+    "ArgoExportSpec",
+    "argo_values",
+    "build_argo_workflow",
+]
+
+ARGO_CHART = "argo-workflows"
+ARGO_REPO = "https://argoproj.github.io/argo-helm"
+ARGO_CHART_VERSION = "2.0.1"
+"""Chart 2.0.1 ships Argo Workflows v4.1.0, whose CRDs the tests validate against."""
+
+WORKFLOW_SERVICE_ACCOUNT = "argo-workflow"
+_IMAGE = "__workstack_image__"  # stands in for an image that may be a Pulumi output
+_KINDS = ("Workflow", "WorkflowTemplate")
+_RESTRICTED_CONTAINER = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+@dataclass(kw_only=True, frozen=True)
+class ArgoExportSpec:
+    """A pipeline as Argo runs it.
+
+    Attributes:
+        pipeline: The pipeline.
+        entrypoint: The workload's ``module:builder`` that returns the pipeline in the image.
+        image: The workload image (may be a Pulumi output).
+        namespace: Namespace of the Workflow.
+        data_url: Root every step's paths are relative to: a path under ``/data`` (NFS) or an
+            ``s3://``/``gs://`` URL.
+        kind: ``Workflow`` (runs once it is created) or ``WorkflowTemplate`` (run it with
+            ``argo submit --from workflowtemplate/<name>``).
+        storage: Storages every step mounts.
+        service_account: Service account of the step pods (needs ``argo-step`` rights).
+        ttl_seconds_after_finished: Delete a finished Workflow after this long.
+        labels: Extra labels on the Workflow.
+    """
+
+    pipeline: Pipeline
+    entrypoint: str
+    image: Any
+    namespace: str
+    data_url: str
+    kind: str = "Workflow"
+    storage: Sequence[PodStorage] = field(default_factory=tuple)
+    service_account: str = WORKFLOW_SERVICE_ACCOUNT
+    ttl_seconds_after_finished: int = 86_400
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        require_choice("kind", self.kind, _KINDS)
+        require_dns1123_label("namespace", self.namespace)
+        require_dns1123_label("service_account", self.service_account)
+
+
+def _template(spec: ArgoExportSpec, step: Step) -> models.Template:
+    container = ContainerSpec(
+        name="main",
+        image=_IMAGE,
+        command=("workstack",),
+        args=(
+            "pipeline",
+            "step",
+            "--entrypoint",
+            spec.entrypoint,
+            "--step",
+            step.name,
+            "--data",
+            spec.data_url,
+        ),
+        resources=Resources(cpu=step.cpu, memory=step.memory, cpu_limit=step.cpu),
+    )
+    built = build_pod_spec(containers=[container], storage=list(spec.storage))["containers"][0]
+    built.pop("name")  # Argo names the step's container "main" itself
+    retry = (
+        models.RetryStrategy(limit=models.IntOrString(root=step.retries), retry_policy="OnFailure")
+        if step.retries
+        else None
+    )
+    return models.Template(
+        name=step.name,
+        container=models.Container.model_validate(built),
+        retry_strategy=retry,
+    )
+
+
+def _swap_image(value: Any, image: Any) -> Any:
+    if value == _IMAGE:
+        return image
+    if isinstance(value, dict):
+        return {key: _swap_image(item, image) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_swap_image(item, image) for item in value]
+    return value
+
+
+def build_argo_workflow(spec: ArgoExportSpec) -> dict[str, Any]:
+    """The Workflow (or WorkflowTemplate): a DAG with one task per step, as declared."""
+    pipeline = spec.pipeline
+    pod = build_pod_spec(
+        containers=[ContainerSpec(name="main", image=_IMAGE)], storage=list(spec.storage)
+    )
+    dag = models.DAGTemplate(
+        tasks=[
+            models.DAGTask(
+                name=step.name,
+                template=step.name,
+                dependencies=list(pipeline.dependencies(step)) or None,
+            )
+            for step in pipeline.steps
+        ]
+    )
+    labels = standard_labels(
+        name=pipeline.name, instance=pipeline.name, component="pipeline", extra=spec.labels
+    )
+    workflow_spec = models.WorkflowSpec(
+        entrypoint="pipeline",
+        service_account_name=spec.service_account,
+        # The executor reports step results to the API with the service account's token.
+        automount_service_account_token=True,
+        security_context=models.PodSecurityContext.model_validate(pod_security_context()),
+        volumes=[models.Volume.model_validate(volume) for volume in pod["volumes"]],
+        pod_gc=models.PodGC(strategy="OnPodSuccess"),
+        ttl_strategy=models.TTLStrategy(seconds_after_completion=spec.ttl_seconds_after_finished),
+        templates=[
+            models.Template(name="pipeline", dag=dag),
+            *(_template(spec, step) for step in pipeline.steps),
+        ],
+    )
+    metadata = models.ObjectMeta(namespace=spec.namespace, labels=labels)
+    if spec.kind == "Workflow":
+        metadata.generate_name = f"{pipeline.name}-"
+        document = models.Workflow(
+            api_version="argoproj.io/v1alpha1",
+            kind="Workflow",
+            metadata=metadata,
+            spec=workflow_spec,
+        ).model_dump(by_alias=True, exclude_none=True, mode="json")
+    else:
+        metadata.name = pipeline.name
+        document = models.WorkflowTemplate(
+            api_version="argoproj.io/v1alpha1",
+            kind="WorkflowTemplate",
+            metadata=metadata,
+            spec=workflow_spec,
+        ).model_dump(by_alias=True, exclude_none=True, mode="json")
+    swapped: dict[str, Any] = _swap_image(document, spec.image)
+    return swapped
+
+
+def argo_values(
+    namespace: str, *, artifact_repository: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Helm values for Argo Workflows limited to one namespace, restricted pods throughout.
+
+    ``singleNamespace`` gives the controller and server namespaced Roles and the controller
+    ``--namespaced``; aggregate roles and ClusterWorkflowTemplate access (ClusterRoles) are
+    off; CRDs are not kept after uninstall, so a destroyed stack leaves nothing behind.
+    The workflow service account is made by workstack (``WorkloadIdentity`` with
+    ``argo-step`` rights), not by the chart.
+
+    Args:
+        namespace: The namespace Argo runs in and watches.
+        artifact_repository: The default artifact repository (e.g. the stack's bucket,
+            reached through workload identity), or None for none.
+    """
+    pod_security = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    values: dict[str, Any] = {
+        "singleNamespace": True,
+        "createAggregateRoles": False,
+        "crds": {"install": True, "keep": False},
+        "workflow": {"serviceAccount": {"create": False}, "rbac": {"create": False}},
+        "controller": {
+            "workflowNamespaces": [namespace],
+            "clusterWorkflowTemplates": {"enabled": False},
+            "podSecurityContext": pod_security,
+        },
+        "server": {
+            "clusterWorkflowTemplates": {"enabled": False},
+            "podSecurityContext": pod_security,
+        },
+        "executor": {"securityContext": _RESTRICTED_CONTAINER},
+        "useStaticCredentials": False,
+    }
+    if artifact_repository is not None:
+        values["useDefaultArtifactRepo"] = True
+        values["artifactRepository"] = dict(artifact_repository)
+    return values

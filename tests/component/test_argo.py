@@ -1,0 +1,219 @@
+"""Argo: the exported Workflow, the install component and pipelines deployed to it."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from workstack.components import (
+    ArgoPipeline,
+    ArgoPipelineArgs,
+    ArgoWorkflows,
+    ArgoWorkflowsArgs,
+    BucketStorage,
+    BucketStorageArgs,
+    EksCluster,
+    EksClusterArgs,
+    GkeCluster,
+    GkeClusterArgs,
+    MinikubeCluster,
+    MinikubeClusterArgs,
+    NfsStorage,
+    NfsStorageArgs,
+    SpecError,
+)
+from workstack.components.manifests.argo import (
+    ARGO_CHART_VERSION,
+    ArgoExportSpec,
+    build_argo_workflow,
+)
+from workstack.components.manifests.storage import nfs_pod_storage
+from workstack.offline import Deployment, ProgramError, run_function
+from workstack.policy import pod_templates, restricted_violations
+from workstack.render import rendered_objects
+from workstack.sdk.pipeline import load_pipeline
+
+ROOT = Path(__file__).resolve().parents[2]
+ML_BASIC = ROOT / "workloads" / "ml-basic"
+IMAGE = "registry.example/ml-basic:77aa"
+
+
+@pytest.fixture(autouse=True)
+def _pipeline_importable() -> Iterator[None]:
+    sys.path.insert(0, str(ML_BASIC))
+    yield
+    sys.path.remove(str(ML_BASIC))
+
+
+def exported(kind: str = "Workflow") -> dict[str, Any]:
+    return build_argo_workflow(
+        ArgoExportSpec(
+            pipeline=load_pipeline("ml:build"),
+            entrypoint="ml:build",
+            image=IMAGE,
+            namespace="workstack",
+            data_url="/data/ml-basic",
+            kind=kind,
+            storage=(nfs_pod_storage("shared-data"),),
+        )
+    )
+
+
+def test_export_validates_against_the_argo_crd_and_matches_golden(
+    assert_schema_valid: Any, golden: Callable[[str, Any], None]
+) -> None:
+    workflow = exported()
+    result = assert_schema_valid([workflow])
+    assert result.checked == 1
+    golden("argo-ml-basic", workflow)
+    assert_schema_valid([exported("WorkflowTemplate")])
+
+
+def test_the_dag_and_retries_are_as_declared() -> None:
+    spec = exported()["spec"]
+    dag = next(t for t in spec["templates"] if t["name"] == "pipeline")["dag"]
+    assert {t["name"]: t.get("dependencies", []) for t in dag["tasks"]} == {
+        "get": [],
+        "features": ["get"],
+        "join": ["get", "features"],
+        "fit": ["join"],
+    }
+    templates = {t["name"]: t for t in spec["templates"]}
+    assert templates["fit"]["retryStrategy"] == {"limit": 2, "retryPolicy": "OnFailure"}
+    assert "retryStrategy" not in templates["get"]
+    fit = templates["fit"]["container"]
+    assert fit["resources"]["requests"] == {"cpu": "1", "memory": "2Gi"}
+    assert fit["args"] == [
+        "pipeline",
+        "step",
+        "--entrypoint",
+        "ml:build",
+        "--step",
+        "fit",
+        "--data",
+        "/data/ml-basic",
+    ]
+    assert spec["serviceAccountName"] == "argo-workflow"
+    assert {"name": "data", "persistentVolumeClaim": {"claimName": "shared-data"}} in spec[
+        "volumes"
+    ]
+
+
+def test_every_step_pod_meets_the_restricted_profile() -> None:
+    templates = pod_templates(exported())
+    assert len(templates) == 4
+    for template in templates:
+        assert restricted_violations(template.spec) == [], template.source
+
+
+def deploy(cloud: str, **pipeline_changes: Any) -> Deployment:
+    def program() -> None:
+        if cloud == "gke":
+            cluster: Any = GkeCluster(
+                "c", GkeClusterArgs(project="proj-123456", location="us-east1", cluster_name="ml")
+            )
+        elif cloud == "eks":
+            cluster = EksCluster("c", EksClusterArgs(cluster_name="ml"))
+        else:
+            cluster = MinikubeCluster("c", MinikubeClusterArgs())
+        nfs = NfsStorage("nfs", NfsStorageArgs(cluster=cluster))
+        bucket = (
+            BucketStorage("bucket", BucketStorageArgs(cluster=cluster))
+            if cloud != "minikube"
+            else None
+        )
+        argo = ArgoWorkflows("argo", ArgoWorkflowsArgs(cluster=cluster, bucket=bucket))
+        ArgoPipeline(
+            "ml-basic",
+            ArgoPipelineArgs(
+                **(
+                    {
+                        "argo": argo,
+                        "cluster": cluster,
+                        "image": IMAGE,
+                        "entrypoint": "ml:build",
+                        "data_url": "/data/ml-basic",
+                        "storage": (nfs.pod_storage,),
+                    }
+                    | pipeline_changes
+                )
+            ),
+        )
+
+    return run_function(program)
+
+
+def test_argo_install_is_pinned_namespaced_and_restricted() -> None:
+    deployment = deploy("minikube")
+    [chart] = deployment.of_type("kubernetes:helm.sh/v4:Chart")
+    inputs = chart.inputs
+    assert (inputs["chart"], inputs["version"], inputs["name"]) == (
+        "argo-workflows",
+        ARGO_CHART_VERSION,
+        "argo-workflows",
+    )
+    values = inputs["values"]
+    assert values["singleNamespace"] is True
+    assert values["createAggregateRoles"] is False
+    assert values["crds"] == {"install": True, "keep": False}
+    assert values["executor"]["securityContext"]["runAsNonRoot"] is True
+    assert "artifactRepository" not in values
+    kinds = {(o["kind"], o["metadata"]["name"]) for o in rendered_objects(deployment)}
+    assert ("Role", "argo-workflow-argo-step") in kinds
+    assert ("ServiceAccount", "argo-workflow") in kinds
+    assert ("WorkflowTemplate", "ml-basic") in kinds
+    role = next(o for o in rendered_objects(deployment) if o["kind"] == "Role")
+    assert role["rules"] == [
+        {
+            "apiGroups": ["argoproj.io"],
+            "resources": ["workflowtaskresults"],
+            "verbs": ["create", "patch"],
+        }
+    ]
+
+
+@pytest.mark.parametrize(("cloud", "kind"), [("gke", "gcs"), ("eks", "s3")])
+def test_artifacts_go_to_the_stack_bucket_through_identity(cloud: str, kind: str) -> None:
+    deployment = deploy(cloud)
+    [chart] = deployment.of_type("kubernetes:helm.sh/v4:Chart")
+    repository = chart.inputs["values"]["artifactRepository"]
+    assert set(repository) == {"archiveLogs", kind}
+    assert "accessKeySecret" not in repository[kind]
+    assert "serviceAccountKeySecret" not in repository[kind]
+    if kind == "s3":
+        assert repository["s3"]["useSDKCreds"] is True
+    grants = [
+        r.name
+        for r in deployment.resources
+        if r.type
+        in ("gcp:storage/bucketIAMMember:BucketIAMMember", "aws:iam/rolePolicy:RolePolicy")
+    ]
+    assert grants == ["bucket-access-argo-workflow"], "the workflow identity may use the bucket"
+
+
+def test_a_pipeline_can_run_on_deploy(assert_schema_valid: Any) -> None:
+    deployment = deploy("minikube", kind="Workflow")
+    [workflow] = [o for o in rendered_objects(deployment) if o["kind"] == "Workflow"]
+    assert workflow["metadata"]["name"] == "ml-basic"
+    assert_schema_valid([workflow])
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        ({"entrypoint": "ml:nothing"}, "entrypoint", "has no 'nothing'"),
+        ({"data_url": "/home/me/data"}, "data_url", "pods see only /data"),
+        ({"kind": "CronWorkflow"}, "kind", "allowed: WorkflowTemplate, Workflow"),
+    ],
+)
+def test_bad_pipeline_arguments(changes: dict[str, Any], field: str, message: str) -> None:
+    with pytest.raises(ProgramError) as caught:
+        deploy("minikube", **changes)
+    error = caught.value.error
+    assert isinstance(error, SpecError)
+    assert error.field == field
+    assert message in str(error)
