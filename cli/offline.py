@@ -183,6 +183,8 @@ class _OfflineCloud(pulumi.runtime.Mocks):
         if type_token == "kubernetes:core/v1:Service":
             # TEST-NET-1 (RFC 5737): an address that is never routed anywhere.
             return {"spec": {**inputs.get("spec", {}), "clusterIP": "192.0.2.10"}}
+        if type_token == "random:index/randomPassword:RandomPassword":
+            return {"result": f"offline-{name}"}
         if type_token == "aws:iam/role:Role":
             return {"name": physical, "arn": f"arn:aws:iam::{OFFLINE_ACCOUNT}:role/{physical}"}
         if type_token == "gcp:container/cluster:Cluster":

@@ -28,6 +28,7 @@ from workstack.components.manifests import SpecError
 from workstack.components.manifests.pods import ContainerSpec, PodStorage, Resources
 from workstack.components.minikube import MinikubeCluster, MinikubeClusterArgs
 from workstack.components.nfs import NfsStorage, NfsStorageArgs
+from workstack.components.rabbitmq import RabbitMq, RabbitMqArgs
 
 __all__ = [
     "ArgoPipeline",
@@ -52,6 +53,8 @@ __all__ = [
     "NfsStorage",
     "NfsStorageArgs",
     "PodStorage",
+    "RabbitMq",
+    "RabbitMqArgs",
     "Registry",
     "Resources",
     "SpecError",

@@ -1,0 +1,173 @@
+"""RabbitMQ for the queue-workers pattern, run by the RabbitMQ Cluster Operator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from workstack.components._objects import create_object
+from workstack.components.cluster import KubernetesCluster
+from workstack.components.manifests.labels import standard_labels
+from workstack.components.manifests.pods import Resources
+from workstack.components.manifests.rabbitmq import (
+    MANAGEMENT_PORT,
+    RABBITMQ_OPERATOR_MANIFEST,
+    RabbitMqSpec,
+    broker_url,
+    build_broker_network_policy,
+    build_rabbitmq_cluster,
+    client_labels,
+    default_user_conf,
+)
+
+__all__ = ["RabbitMq", "RabbitMqArgs"]
+
+_USERNAME = "workstack"
+
+
+@dataclass(kw_only=True, frozen=True)
+class RabbitMqArgs:
+    """Arguments for :class:`RabbitMq`.
+
+    Attributes:
+        cluster: Where the broker runs (its workload namespace).
+        replicas: Broker nodes: 1, or 3 or more for quorum queues that survive a node.
+        resources: CPU and memory per node.
+        storage: Persistent volume per node.
+        consumer_timeout_minutes: Set above the longest task: a worker holding a message longer
+            has its channel closed and the message redelivered.
+        install_operator: Install the pinned RabbitMQ Cluster Operator release. Turn off when
+            the cluster already has it (another stack on the same cluster, say).
+    """
+
+    cluster: KubernetesCluster
+    replicas: int = 1
+    resources: Resources = field(
+        default_factory=lambda: Resources(cpu="500m", memory="2Gi", cpu_limit="2")
+    )
+    storage: str = "10Gi"
+    consumer_timeout_minutes: int = 360
+    install_operator: bool = True
+
+    def spec(self, name: str) -> RabbitMqSpec:
+        """The broker's spec (validated)."""
+        return RabbitMqSpec(
+            name=name,
+            namespace=self.cluster.namespace_name,
+            instance=name,
+            replicas=self.replicas,
+            resources=self.resources,
+            storage=self.storage,
+            consumer_timeout_minutes=self.consumer_timeout_minutes,
+        )
+
+    def __post_init__(self) -> None:
+        self.spec("rabbitmq")
+
+
+class RabbitMq(pulumi.ComponentResource):
+    """A RabbitMQ cluster with generated credentials, quorum queues and a NetworkPolicy.
+
+    The password is generated (pulumi-random), kept as a Pulumi secret and put in a Kubernetes
+    Secret, ``<name>-broker``, whose ``url`` key workloads read; the operator takes the broker's
+    default user from the same Secret (``secretBackend.externalSecret``), so the password is in
+    no other object, and guest/guest is never used.
+    Quorum is the default queue type. A NetworkPolicy admits AMQP only from pods carrying
+    ``client_labels`` (the queue pattern's tasker and workers). The management UI is reached
+    with ``management_command`` (a port-forward).
+    """
+
+    secret_name: str
+    """The Secret with ``url``, ``username`` and ``password``; workloads read ``url``."""
+
+    url: pulumi.Output[str]
+    """The AMQP URL, credentials included (secret)."""
+
+    client_labels: dict[str, str]
+    """Labels a pod needs to be let through to the broker."""
+
+    management_command: pulumi.Output[str]
+    """``kubectl port-forward`` to the management UI on localhost:15672."""
+
+    def __init__(
+        self, name: str, args: RabbitMqArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("workstack:queue:RabbitMq", name, None, opts)
+        cluster = args.cluster
+        spec = args.spec(name)
+        namespace = spec.namespace
+        k8s_opts = pulumi.ResourceOptions(
+            parent=self, provider=cluster.provider, depends_on=[cluster]
+        )
+        password = random.RandomPassword(
+            f"{name}-password",
+            length=32,
+            special=False,  # the password goes into an AMQP URL as is
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        depends: list[pulumi.Resource] = []
+        if args.install_operator:
+            depends.append(
+                k8s.yaml.v2.ConfigFile(
+                    f"{name}-operator", file=RABBITMQ_OPERATOR_MANIFEST, opts=k8s_opts
+                )
+            )
+        with_operator = pulumi.ResourceOptions.merge(
+            k8s_opts, pulumi.ResourceOptions(depends_on=depends)
+        )
+
+        self.secret_name = f"{name}-broker"
+        create_object(
+            f"{name}-cluster",
+            build_rabbitmq_cluster(spec, credentials_secret=self.secret_name),
+            with_operator,
+        )
+        create_object(f"{name}-network-policy", build_broker_network_policy(spec), k8s_opts)
+
+        self.url = pulumi.Output.secret(
+            password.result.apply(
+                lambda secret: broker_url(
+                    name=name, namespace=namespace, username=_USERNAME, password=secret
+                )
+            )
+        )
+        create_object(
+            f"{name}-secret",
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {
+                    "name": self.secret_name,
+                    "namespace": namespace,
+                    "labels": standard_labels(name="rabbitmq", instance=name, component="broker"),
+                },
+                "type": "Opaque",
+                "stringData": pulumi.Output.secret(
+                    pulumi.Output.all(self.url, password.result).apply(
+                        lambda parts: {
+                            "url": parts[0],
+                            "username": _USERNAME,
+                            "password": parts[1],
+                            "default_user.conf": default_user_conf(
+                                username=_USERNAME, password=parts[1]
+                            ),
+                        }
+                    )
+                ),
+            },
+            k8s_opts,
+        )
+        self.client_labels = client_labels(name)
+        self.management_command = pulumi.Output.from_input(
+            f"kubectl port-forward -n {namespace} svc/{name} {MANAGEMENT_PORT}:{MANAGEMENT_PORT}"
+        )
+        self.register_outputs(
+            {
+                "secret_name": self.secret_name,
+                "url": self.url,
+                "management_command": self.management_command,
+            }
+        )

@@ -1,0 +1,117 @@
+"""RabbitMq under Pulumi's mocks: the operator, the cluster, its credentials and policy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from workstack.components import (
+    MinikubeCluster,
+    MinikubeClusterArgs,
+    RabbitMq,
+    RabbitMqArgs,
+    SpecError,
+)
+from workstack.components.manifests.rabbitmq import (
+    RABBITMQ_OPERATOR_VERSION,
+    RabbitMqSpec,
+    build_broker_network_policy,
+    build_rabbitmq_cluster,
+)
+from workstack.offline import Deployment, ProgramError, Secret, run_function
+from workstack.render import rendered_objects
+
+
+def deploy(**changes: Any) -> Deployment:
+    def program() -> None:
+        import pulumi
+
+        cluster = MinikubeCluster("dev", MinikubeClusterArgs())
+        broker = RabbitMq("broker", RabbitMqArgs(**({"cluster": cluster} | changes)))
+        pulumi.export("url", broker.url)
+        pulumi.export("management", broker.management_command)
+
+    return run_function(program)
+
+
+def test_the_cluster_is_valid_against_the_operator_crd(assert_schema_valid: Any) -> None:
+    objects = [o for o in rendered_objects(deploy()) if o["kind"] != "Namespace"]
+    assert sorted(o["kind"] for o in objects) == ["NetworkPolicy", "RabbitmqCluster", "Secret"]
+    result = assert_schema_valid(objects)
+    assert result.checked == 3
+
+
+def test_credentials_are_generated_secret_and_never_guest() -> None:
+    deployment = deploy()
+    [password] = deployment.of_type("random:index/randomPassword:RandomPassword")
+    assert password.inputs["length"] >= 32
+    [secret] = [r.inputs for r in deployment.of_type("kubernetes:core/v1:Secret")]
+    data = secret["stringData"]
+    assert isinstance(data, Secret), "the whole Secret payload is a Pulumi secret"
+    assert set(data.value) == {"url", "username", "password", "default_user.conf"}
+    assert data.value["username"] != "guest"
+    assert (
+        data.value["url"]
+        == f"amqp://workstack:{data.value['password']}@broker.workstack.svc:5672/%2F"
+    )
+    assert deployment.outputs["url"] == Secret(data.value["url"])
+    [cluster] = [
+        r.inputs for r in deployment.of_type("kubernetes:apiextensions.k8s.io/v1:CustomResource")
+    ] or [o for o in rendered_objects(deployment) if o["kind"] == "RabbitmqCluster"]
+    spec = cluster["spec"]
+    assert spec["secretBackend"] == {"externalSecret": {"name": "broker-broker"}}
+    assert "default_pass" not in str(spec), "the password lives only in the Secret"
+    assert "default_queue_type = quorum" in spec["rabbitmq"]["additionalConfig"]
+
+
+def test_operator_release_is_pinned() -> None:
+    [manifest] = deploy().of_type("kubernetes:yaml/v2:ConfigFile")
+    assert manifest.inputs["file"].endswith(f"/v{RABBITMQ_OPERATOR_VERSION}/cluster-operator.yml")
+    assert not deploy(install_operator=False).of_type("kubernetes:yaml/v2:ConfigFile")
+
+
+def test_only_labelled_clients_reach_amqp() -> None:
+    [policy] = [o for o in rendered_objects(deploy()) if o["kind"] == "NetworkPolicy"]
+    amqp, clustering = policy["spec"]["ingress"]
+    assert amqp == {
+        "from": [{"podSelector": {"matchLabels": {"workstack.dev/broker-client": "broker"}}}],
+        "ports": [{"protocol": "TCP", "port": 5672}],
+    }
+    assert {p["port"] for p in clustering["ports"]} == {4369, 25672}
+    assert policy["spec"]["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "broker"}}
+
+
+def test_management_ui_is_a_documented_port_forward() -> None:
+    assert (
+        deploy().outputs["management"] == "kubectl port-forward -n workstack svc/broker 15672:15672"
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"replicas": 2}, "replicas"),
+        ({"replicas": 0}, "replicas"),
+        ({"storage": "lots"}, "storage"),
+        ({"consumer_timeout_minutes": 0}, "consumer_timeout_minutes"),
+    ],
+)
+def test_bad_arguments(changes: dict[str, Any], field: str) -> None:
+    with pytest.raises(ProgramError) as caught:
+        deploy(**changes)
+    assert isinstance(caught.value.error, SpecError)
+    assert caught.value.error.field == field
+    assert not [r for r in caught.value.deployment.resources if r.name.startswith("broker")]
+
+
+def test_builders_golden(golden: Callable[[str, Any], None]) -> None:
+    spec = RabbitMqSpec(name="broker", namespace="ws", instance="broker", replicas=3)
+    golden(
+        "rabbitmq",
+        [
+            build_rabbitmq_cluster(spec, credentials_secret="broker-broker"),
+            build_broker_network_policy(spec),
+        ],
+    )
