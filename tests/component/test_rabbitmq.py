@@ -57,9 +57,7 @@ def test_credentials_are_generated_secret_and_never_guest() -> None:
         == f"amqp://workstack:{data.value['password']}@broker.workstack.svc:5672/%2F"
     )
     assert deployment.outputs["url"] == Secret(data.value["url"])
-    [cluster] = [
-        r.inputs for r in deployment.of_type("kubernetes:apiextensions.k8s.io/v1:CustomResource")
-    ] or [o for o in rendered_objects(deployment) if o["kind"] == "RabbitmqCluster"]
+    [cluster] = [o for o in rendered_objects(deployment) if o["kind"] == "RabbitmqCluster"]
     spec = cluster["spec"]
     assert spec["secretBackend"] == {"externalSecret": {"name": "broker-broker"}}
     assert "default_pass" not in str(spec), "the password lives only in the Secret"
