@@ -9,12 +9,16 @@ images, which install workstack without the ``[deploy]`` extra.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 import workstack
 from workstack.sdk.cli import app, fail
+
+if TYPE_CHECKING:
+    from workstack.env import AutomationBackend
+    from workstack.project import PulumiProject
 
 __all__ = ["app", "main"]
 
@@ -96,3 +100,159 @@ def render(
 def main() -> None:
     """Console entry point."""
     app()
+
+
+env_app = typer.Typer(
+    help="Preview environments: a copy of a stack per branch, destroyed when done or expired.",
+    no_args_is_help=True,
+)
+app.add_typer(env_app, name="env")
+
+ProjectOption = Annotated[
+    Path, typer.Option("--project", help="Folder of Pulumi.yaml (or one below it).")
+]
+BackendOption = Annotated[
+    str,
+    typer.Option(
+        help="'local' (a file backend under the project, passphrase secrets), 'current' "
+        "(the backend you are logged in to) or a backend URL.",
+    ),
+]
+
+
+def _env_backend(project_dir: Path, backend: str) -> tuple[PulumiProject, AutomationBackend]:
+    _require_deploy_extra()
+    from workstack.env import AutomationBackend, EnvError
+    from workstack.project import find_project
+
+    try:
+        project = find_project(project_dir)
+        return project, AutomationBackend(
+            project, backend_url=None if backend == "current" else backend
+        )
+    except (FileNotFoundError, EnvError) as error:
+        fail(str(error))
+
+
+@env_app.command("up")
+def env_up(
+    branch: Annotated[str, typer.Option(help="Branch (or pull request) the preview is for.")],
+    ttl: Annotated[str, typer.Option(help="Lifetime, e.g. 24h, 90m, 7d.")] = "24h",
+    from_stack: Annotated[
+        str, typer.Option("--from-stack", help="Template stack: minikube, gke or eks.")
+    ] = "minikube",
+    owner: Annotated[str | None, typer.Option(help="Default: $GITHUB_ACTOR or $USER.")] = None,
+    project_dir: ProjectOption = Path(),
+    backend: BackendOption = "local",
+) -> None:
+    """Create or update the preview for BRANCH and run `pulumi up` on it.
+
+    The stack copies the template's config, is forced ephemeral (no deletion protection,
+    registries and buckets deleted with their contents) and records branch, owner and
+    expiry. Before anything is created, the stack is evaluated offline and refused if any
+    resource would block or survive `pulumi destroy`.
+    """
+    from workstack.env import EnvError, default_owner, plan_preview, start_preview, utc_now
+    from workstack.offline import ProgramError, run_program
+    from workstack.project import StackSettings, find_project
+    from workstack.teardown import blockers
+
+    try:
+        # Bad input fails here, before the Pulumi CLI or any backend is touched.
+        plan_preview(
+            find_project(project_dir),
+            branch=branch,
+            template=from_stack,
+            ttl=ttl,
+            owner=owner or default_owner(),
+            now=utc_now(),
+        )
+    except (FileNotFoundError, EnvError) as error:
+        fail(str(error))
+    project, automation = _env_backend(project_dir, backend)
+
+    def check(stack: str, config: dict[str, str]) -> list[str]:
+        try:
+            return blockers(run_program(project, stack, StackSettings(config)))
+        except ProgramError as failure:
+            raise EnvError(str(failure.error)) from None
+
+    try:
+        preview = start_preview(
+            automation,
+            project,
+            branch=branch,
+            template=from_stack,
+            ttl=ttl,
+            owner=owner or default_owner(),
+            now=utc_now(),
+            output=lambda line: typer.echo(line, nl=False),
+            check=check,
+        )
+    except EnvError as error:
+        fail(str(error))
+    typer.echo(f"preview {preview.stack} is up; expires {preview.expires:%Y-%m-%d %H:%M} UTC")
+
+
+@env_app.command("down")
+def env_down(
+    branch: Annotated[str, typer.Option(help="Branch whose preview to destroy.")],
+    project_dir: ProjectOption = Path(),
+    backend: BackendOption = "local",
+) -> None:
+    """Destroy the preview of BRANCH and remove its stack."""
+    from workstack.env import EnvError, destroy_preview
+
+    _, automation = _env_backend(project_dir, backend)
+    try:
+        stack = destroy_preview(
+            automation,
+            branch=branch,
+            output=lambda line: typer.echo(line, nl=False),
+        )
+    except EnvError as error:
+        fail(str(error))
+    typer.echo(f"preview {stack} destroyed and removed")
+
+
+@env_app.command("list")
+def env_list(project_dir: ProjectOption = Path(), backend: BackendOption = "local") -> None:
+    """Show the preview stacks, their branch, owner and expiry."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from workstack.env import EnvError, list_previews, utc_now
+
+    _, automation = _env_backend(project_dir, backend)
+    try:
+        previews = list_previews(automation)
+    except EnvError as error:
+        fail(str(error))
+    now = utc_now()
+    table = Table("stack", "branch", "owner", "expires (UTC)", "state")
+    for preview in previews:
+        state = "expired" if preview.expired(now) else "live"
+        table.add_row(
+            preview.stack, preview.branch, preview.owner, f"{preview.expires:%Y-%m-%d %H:%M}", state
+        )
+    Console().print(table)
+
+
+@env_app.command("gc")
+def env_gc(project_dir: ProjectOption = Path(), backend: BackendOption = "local") -> None:
+    """Destroy every expired preview and report what was removed."""
+    from workstack.env import EnvError, collect_garbage, utc_now
+
+    _, automation = _env_backend(project_dir, backend)
+    try:
+        removed = collect_garbage(
+            automation,
+            now=utc_now(),
+            output=lambda line: typer.echo(line, nl=False),
+        )
+    except EnvError as error:
+        fail(str(error))
+    typer.echo(
+        f"removed {len(removed)} expired previews"
+        + "".join(f"\n  {p.stack} ({p.branch})" for p in removed)
+    )

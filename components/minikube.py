@@ -23,11 +23,14 @@ class MinikubeClusterArgs:
             or ``~/.kube/config``, as kubectl would choose.
         context: Kubeconfig context naming the cluster; ``minikube`` is what minikube writes.
         namespace: Workload namespace to create.
+        delete_unreachable: Let ``pulumi destroy`` forget objects if the cluster is already
+            gone (deleted minikube); for preview stacks.
     """
 
     kubeconfig_path: str | None = None
     context: str = "minikube"
     namespace: str = "workstack"
+    delete_unreachable: bool = False
 
     def __post_init__(self) -> None:
         if self.kubeconfig_path is not None and not self.kubeconfig_path.strip():
@@ -66,5 +69,6 @@ class MinikubeCluster(KubernetesCluster):
             kubeconfig=args.resolved_kubeconfig_path(),
             context=args.context,
             namespace=args.namespace,
+            delete_unreachable=args.delete_unreachable,
         )
         self._register()

@@ -239,6 +239,7 @@ def _minikube_args(typed: dict[str, Any], values: Mapping[str, str], stack: str)
             kubeconfig_path=typed["kubeconfig"] or None,
             context=typed["kubeContext"],
             namespace=typed["namespace"],
+            delete_unreachable=typed["ephemeral"],
         ),
     )
 
