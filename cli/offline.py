@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextvars
+import hashlib
 import json
 import runpy
 from collections.abc import Callable, Mapping
@@ -156,8 +157,17 @@ class _OfflineCloud(pulumi.runtime.Mocks):
                 "arn": f"arn:aws:iam::{OFFLINE_ACCOUNT}:user/offline",
             },
             "aws:index/getRegion:getRegion": {"name": self._region, "region": self._region},
+            "aws:ecr/getAuthorizationToken:getAuthorizationToken": {
+                "userName": "AWS",
+                "password": "offline-ecr-token",
+                "proxyEndpoint": f"https://{OFFLINE_ACCOUNT}.dkr.ecr.{self._region}.amazonaws.com",
+            },
+            "gcp:organizations/getClientConfig:getClientConfig": {
+                "accessToken": "offline-google-token"
+            },
         }
-        return results.get(args.token, {}), None
+        # An empty list, not None: the mock monitor iterates over the failures.
+        return results.get(args.token, {}), []
 
     def _computed(self, type_token: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
         """Outputs the cloud would fill in, for the resource types workstack creates."""
@@ -178,6 +188,14 @@ class _OfflineCloud(pulumi.runtime.Mocks):
                 "oidcProviderArn": f"arn:aws:iam::{OFFLINE_ACCOUNT}:oidc-provider/offline",
                 "oidcIssuer": f"oidc.eks.{self._region}.amazonaws.com/id/OFFLINE",
             }
+        if type_token == "docker-build:index:Image":
+            # A registry gives a manifest digest and a tag@digest reference; a local export
+            # gives the image's digest and the tag itself.
+            tags = list(inputs.get("tags") or [])
+            digest = "sha256:" + hashlib.sha256("\n".join(tags).encode()).hexdigest()
+            ref = tags[0] if tags else ""
+            pushed = bool(inputs.get("push")) and bool(tags)
+            return {"digest": digest, "ref": f"{ref}@{digest}" if pushed else ref}
         if type_token.startswith("aws:"):
             return {
                 "name": physical,
