@@ -92,8 +92,9 @@ ENV VIRTUAL_ENV=/opt/venv \\
     PYTHONDONTWRITEBYTECODE=1 \\
     HOME=/tmp \\
     LANG=C.UTF-8
-COPY app/ /app/
 WORKDIR /app
+# Last, so a code change makes only this one layer new.
+COPY app/ /app/
 # Not root; the root file system can be read-only: /tmp is the only place written.
 USER 10001:10001
 ENTRYPOINT ["workstack", "pod"]
