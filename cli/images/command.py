@@ -165,6 +165,10 @@ def build_command(
     if repository is not None and ":" in repository.rsplit("/", 1)[-1]:
         _fail(f"--repository {repository!r} must not have a tag: the tag is the content hash")
     try:
+        load_workload(workload_dir)  # bad input is reported before a missing docker is
+    except WorkloadError as error:
+        _fail(str(error))
+    try:
         docker = Docker.find()
     except DockerError as error:
         _fail(str(error), EXIT_FAILED)

@@ -109,3 +109,16 @@ def test_a_failing_build_exits_1_with_dockers_output(fake_docker: Path) -> None:
     calls = fake_docker.read_text().splitlines()
     assert calls[0].startswith("image inspect workstack/word-count:")
     assert calls[1].startswith("build --build-arg BASE_IMAGE=python:3.11-slim-bookworm --tag")
+
+
+def test_bad_input_is_reported_even_without_docker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WORKSTACK_DOCKER", "")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no docker anywhere
+    result = runner.invoke(app, ["image", "build", str(broken(tmp_path, "no-entrypoint"))])
+    assert result.exit_code == 2
+    assert "entrypoint: (missing)" in result.stderr
+    result = runner.invoke(app, ["image", "build", str(FIXTURE)])
+    assert result.exit_code == 1
+    assert "the docker CLI is not installed" in result.stderr
