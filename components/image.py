@@ -92,6 +92,14 @@ class WorkloadImageArgs:
                 self.repository,
                 "expected an image name without registry or tag, such as team/csv-clean",
             )
+        ecr = self.registry is not None and self.registry.kind == "ecr"
+        if ecr and self.repository is not None and "/" in self.repository:
+            raise SpecError(
+                "repository",
+                self.repository,
+                "ECR holds every workload in the cluster's one repository and the name goes "
+                "into the tag, so it must not contain '/'",
+            )
 
 
 class WorkloadImage(pulumi.ComponentResource):

@@ -115,6 +115,27 @@ def test_eks_pushes_to_ecr_with_an_authorization_token() -> None:
     assert deployment.outputs["ref"] == f"{ref}@{deployment.outputs['digest']}"
 
 
+def test_ecr_names_go_into_the_tag() -> None:
+    deployment = deploy("eks", repository="csv")
+    tag = only(deployment, IMAGE).inputs["tags"][0]
+    assert tag.endswith(f"/ml-images:csv-{expected_tag()}")
+
+    def program() -> None:
+        cluster = EksCluster("ml", EksClusterArgs(cluster_name="ml"))
+        WorkloadImage(
+            "words",
+            WorkloadImageArgs(
+                workload_dir=str(FIXTURE), registry=cluster.registry, repository="team/csv"
+            ),
+        )
+
+    with pytest.raises(ProgramError) as caught:
+        run_function(program)
+    assert isinstance(caught.value.error, SpecError)
+    assert caught.value.error.field == "repository"
+    assert "must not contain '/'" in str(caught.value.error)
+
+
 def test_minikube_loads_into_its_engine_without_a_registry() -> None:
     deployment = deploy("minikube", docker_host="ssh://docker@127.0.0.1:32772")
     image = only(deployment, IMAGE)
