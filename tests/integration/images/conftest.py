@@ -10,9 +10,6 @@ setup, not a reason to skip.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,8 +19,8 @@ import pytest
 
 from workstack.images import BuildContext, BuildResult, Docker, build_image, generate_context
 
-ROOT = Path(__file__).resolve().parents[3]
-SCRIPTS = ROOT / "scripts" / "docker"
+from .engine import ROOT, EngineError, start_engine
+
 FIXTURE_WORKLOADS = ROOT / "tests" / "fixtures" / "workloads"
 EXAMPLE_WORKLOADS = ROOT / "workloads"
 
@@ -34,40 +31,6 @@ def workload_folders() -> list[Path]:
     if EXAMPLE_WORKLOADS.is_dir():
         folders += sorted(p for p in EXAMPLE_WORKLOADS.iterdir() if p.is_dir())
     return folders
-
-
-def _script(name: str, env: dict[str, str]) -> str:
-    result = subprocess.run(
-        [str(SCRIPTS / name)], env=env, capture_output=True, text=True, timeout=900, check=False
-    )
-    if result.returncode != 0:
-        pytest.fail(
-            f"scripts/docker/{name} failed ({result.returncode}); Docker must work for these "
-            f"tests (install it with scripts/deps/docker.sh):\n{result.stderr.strip()}"
-        )
-    return result.stdout.strip().splitlines()[-1]
-
-
-def _buildkit_client(env: dict[str, str]) -> str:
-    """A docker CLI that builds with BuildKit, as pulumi_docker_build does: one with buildx,
-    or a client older than 23 (Debian's docker.io), which has BuildKit built in."""
-    candidates = [os.environ.get("WORKSTACK_DOCKER"), shutil.which("docker"), "/usr/bin/docker"]
-    for executable in dict.fromkeys(c for c in candidates if c and Path(c).is_file()):
-        probe = subprocess.run(
-            [executable, "buildx", "version"], env=env, capture_output=True, check=False
-        )
-        if probe.returncode == 0:
-            return executable
-        version = subprocess.run(
-            [executable, "version", "--format", "{{.Client.Version}}"],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-        if version and int(version.split(".")[0]) < 23:
-            return executable
-    pytest.fail("no docker CLI with BuildKit (buildx, or a client older than 23) was found")
 
 
 @dataclass
@@ -103,16 +66,16 @@ class Engine:
 
 @pytest.fixture(scope="session")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    env = dict(os.environ)
-    host = _script("start-dockerd", env)
-    env["DOCKER_HOST"] = host
-    base_image = _script("base-image", env)
+    try:
+        setup = start_engine()
+    except EngineError as error:
+        pytest.fail(str(error))
     docker = Docker(
-        executable=_buildkit_client(env), env={"DOCKER_HOST": host, "DOCKER_BUILDKIT": "1"}
+        executable=setup.client, env={"DOCKER_HOST": setup.host, "DOCKER_BUILDKIT": "1"}
     )
     started = Engine(
-        host=host,
-        base_image=base_image,
+        host=setup.host,
+        base_image=setup.base_image,
         docker=docker,
         wheelhouse=tmp_path_factory.mktemp("wheelhouse"),
         # Images of this run get their own names: an engine kept from an earlier run (or
@@ -121,7 +84,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     )
     yield started
     if started.created:
-        docker.run(["image", "rm", "--force", *started.created])
+        docker.run(["image", "rm", "--force", *sorted(set(started.created))])
 
 
 Builder = Callable[..., tuple[BuildContext, BuildResult]]
