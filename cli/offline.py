@@ -19,6 +19,8 @@ from typing import Any
 
 import pulumi
 from pulumi.runtime import rpc
+from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
@@ -206,6 +208,30 @@ class _OfflineCloud(pulumi.runtime.Mocks):
         return {}
 
 
+class _OfflineMonitor(MockMonitor):
+    """The mock monitor without resource references.
+
+    With references, the monitor rebuilds each resource passed as an input (pulumi_eks passes
+    the cluster to its node group) on a worker thread, whose event loop runs only while that
+    thread serves another call. Once invokes share those threads (registry tokens), a rebuilt
+    resource can be left waiting on that loop and the program fails with "attached to a
+    different loop", now and then. Without references the SDK sends the resource's ID (or a
+    component's URN) instead, and nothing is rebuilt.
+    """
+
+    _WITHOUT = resource_pb2.RESOURCE_MONITOR_FEATURE_RESOURCE_REFERENCES
+
+    def GetDeploymentInfo(self, request: Any) -> Any:  # noqa: N802 (the gRPC method name)
+        info = super().GetDeploymentInfo(request)  # type: ignore[no-untyped-call]
+        features = [f for f in info.supportedFeatures if f != self._WITHOUT]
+        return resource_pb2.DeploymentInfo(supportedFeatures=features)
+
+    def SupportsFeature(self, request: Any) -> Any:  # noqa: N802 (the gRPC method name)
+        if request.id == "resourceReferences":
+            return type("SupportsFeatureResponse", (object,), {"hasSupport": False})
+        return super().SupportsFeature(request)  # type: ignore[no-untyped-call]
+
+
 def _eks_kubeconfig(cluster: str, region: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -240,8 +266,9 @@ def _execute(
     program: Callable[[], None], *, project: str, stack: str, settings: StackSettings
 ) -> Deployment:
     deployment = Deployment()
+    cloud = _OfflineCloud(deployment, settings.values)
     pulumi.runtime.set_mocks(
-        _OfflineCloud(deployment, settings.values), project=project, stack=stack, preview=False
+        cloud, project=project, stack=stack, preview=False, monitor=_OfflineMonitor(cloud)
     )
     pulumi.runtime.set_all_config(settings.values, settings.secret_keys)
     try:
