@@ -4,6 +4,7 @@ image benchmark (tests/bench/bench_images.py)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -67,3 +68,26 @@ def start_engine() -> EngineSetup:
     env["DOCKER_HOST"] = host
     base_image = _script("base-image", env)
     return EngineSetup(host=host, base_image=base_image, client=buildkit_client(env))
+
+
+_STEP = re.compile(r"^#(?P<id>\d+) \[(?P<stage>[^\]]+)\] (?P<instruction>.+)$")
+
+
+def executed_steps(output: str) -> list[str]:
+    """The Dockerfile instructions (FROM aside) a BuildKit build ran, not took from its cache.
+
+    Read from BuildKit's plain progress output: a step is announced as ``#7 [deps 3/3] RUN ...``
+    and ends with ``#7 CACHED`` when its result came from the cache. Equivalent cache records
+    (a ``--no-cache`` build adds one) may hold different but equal layers, so whether a step
+    ran, not which layer it produced, is what shows the cache was used.
+    """
+    steps: dict[str, str] = {}
+    cached: set[str] = set()
+    for line in output.splitlines():
+        match = _STEP.match(line)
+        # FROM only resolves the base image; it is never "CACHED".
+        if match and match["stage"] != "internal" and not match["instruction"].startswith("FROM"):
+            steps.setdefault(match["id"], " ".join(match["instruction"].split()))
+        elif line.startswith("#") and line.rstrip().endswith(" CACHED"):
+            cached.add(line.split()[0][1:])
+    return [instruction for step, instruction in steps.items() if step not in cached]
