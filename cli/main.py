@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 import workstack
+from workstack.images.command import image_app
 from workstack.sdk.cli import app, fail
 
 if TYPE_CHECKING:
@@ -28,6 +29,10 @@ def _require_deploy_extra() -> None:
         import pulumi  # noqa: F401
     except ModuleNotFoundError:
         fail("this command needs the deploy tools: pip install 'workstack[deploy]'")
+
+
+# Deploy-side but Pulumi-free: builds need only the core install and docker.
+app.add_typer(image_app, name="image")
 
 
 @app.command()

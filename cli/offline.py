@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextvars
+import hashlib
 import json
 import runpy
 import threading
@@ -19,9 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
-from google.protobuf import struct_pb2
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
@@ -168,6 +169,14 @@ class _OfflineCloud(pulumi.runtime.Mocks):
             "aws:index/getRegion:getRegion": {"name": self._region, "region": self._region},
             "aws:ec2/getVpc:getVpc": {"id": "vpc-offline", "cidrBlock": "172.31.0.0/16"},
             "aws:ec2/getSubnets:getSubnets": {"ids": ["subnet-offline-a", "subnet-offline-b"]},
+            "aws:ecr/getAuthorizationToken:getAuthorizationToken": {
+                "userName": "AWS",
+                "password": "offline-ecr-token",
+                "proxyEndpoint": f"https://{OFFLINE_ACCOUNT}.dkr.ecr.{self._region}.amazonaws.com",
+            },
+            "gcp:organizations/getClientConfig:getClientConfig": {
+                "accessToken": "offline-google-token"
+            },
         }
         if args.token == "aws:ec2/getSubnet:getSubnet":
             # Offline subnets are named after their zone: subnet-offline-a is in <region>a.
@@ -203,6 +212,14 @@ class _OfflineCloud(pulumi.runtime.Mocks):
                 "oidcProviderArn": f"arn:aws:iam::{OFFLINE_ACCOUNT}:oidc-provider/offline",
                 "oidcIssuer": f"oidc.eks.{self._region}.amazonaws.com/id/OFFLINE",
             }
+        if type_token == "docker-build:index:Image":
+            # A registry gives a manifest digest and a tag@digest reference; a local export
+            # gives the image's digest and the tag itself.
+            tags = list(inputs.get("tags") or [])
+            digest = "sha256:" + hashlib.sha256("\n".join(tags).encode()).hexdigest()
+            ref = tags[0] if tags else ""
+            pushed = bool(inputs.get("push")) and bool(tags)
+            return {"digest": digest, "ref": f"{ref}@{digest}" if pushed else ref}
         if type_token.startswith("aws:"):
             return {
                 "name": physical,
@@ -213,12 +230,33 @@ class _OfflineCloud(pulumi.runtime.Mocks):
         return {}
 
 
-class _OptionsMonitor(MockMonitor):
-    """The mock monitor, also passing each registration's parent and lifecycle options on."""
+class _OfflineMonitor(MockMonitor):
+    """The mock monitor, without resource references, passing lifecycle options on.
+
+    Without references the SDK sends a resource's ID (or a component's URN) where a resource
+    is an input (pulumi_eks passes the cluster to its node group). With them, the monitor
+    would rebuild the resource on a worker thread whose event loop runs only while that thread
+    serves another call, and a program could fail with "attached to a different loop".
+
+    Each registration's parent and lifecycle options (protect, retainOnDelete), which the
+    mock API leaves out, are handed to :class:`_OfflineCloud`.
+    """
+
+    _WITHOUT = resource_pb2.RESOURCE_MONITOR_FEATURE_RESOURCE_REFERENCES
 
     def __init__(self, cloud: _OfflineCloud) -> None:
         super().__init__(cloud)
         self._cloud = cloud
+
+    def GetDeploymentInfo(self, request: Any) -> Any:  # noqa: N802 - the gRPC method's name
+        info = super().GetDeploymentInfo(request)  # type: ignore[no-untyped-call]
+        features = [f for f in info.supportedFeatures if f != self._WITHOUT]
+        return resource_pb2.DeploymentInfo(supportedFeatures=features)
+
+    def SupportsFeature(self, request: Any) -> Any:  # noqa: N802 - the gRPC method's name
+        if request.id == "resourceReferences":
+            return type("SupportsFeatureResponse", (object,), {"hasSupport": False})
+        return super().SupportsFeature(request)  # type: ignore[no-untyped-call]
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method's name
         self._cloud.options[(request.type, request.name)] = _Options(
@@ -226,31 +264,7 @@ class _OptionsMonitor(MockMonitor):
             protect=bool(request.protect),
             retain_on_delete=bool(request.retainOnDelete),
         )
-        _flatten_references(request.object)
         return super().RegisterResource(request)  # type: ignore[no-untyped-call]
-
-
-def _flatten_references(value: Any) -> None:
-    """Replace resource references in a registration's inputs by ``<type::name>`` strings.
-
-    The mock monitor would rebuild a live resource object for each reference, which starts
-    an engine call on the monitor's worker thread's own event loop that the program's loop
-    then waits on. Offline, a reference only needs to be shown, not followed.
-    """
-    items = value.items() if isinstance(value, struct_pb2.Struct) else enumerate(value.values)
-    for key, item in list(items):
-        if not isinstance(item, struct_pb2.Struct | struct_pb2.ListValue):
-            continue
-        if (
-            isinstance(item, struct_pb2.Struct)
-            and item.fields.get(rpc._special_sig_key) is not None
-        ):
-            fields = item.fields
-            if fields[rpc._special_sig_key].string_value == rpc._special_resource_sig:
-                urn = fields["urn"].string_value
-                value[key] = f"<{urn.split('::')[-2].split('$')[-1]}::{urn.split('::')[-1]}>"
-                continue
-        _flatten_references(item)
 
 
 def _eks_kubeconfig(cluster: str, region: str) -> dict[str, Any]:
@@ -289,7 +303,7 @@ def _execute(
     deployment = Deployment()
     cloud = _OfflineCloud(deployment, settings.values)
     pulumi.runtime.set_mocks(
-        cloud, project=project, stack=stack, preview=False, monitor=_OptionsMonitor(cloud)
+        cloud, project=project, stack=stack, preview=False, monitor=_OfflineMonitor(cloud)
     )
     pulumi.runtime.set_all_config(settings.values, settings.secret_keys)
     try:

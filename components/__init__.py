@@ -8,7 +8,9 @@ Use them in your own Pulumi program::
                                              cluster_name="ml"))
 
 Every cluster component has the same outputs (``kubeconfig``, ``provider``, ``namespace``,
-``registry``), so the workload components take any of them.
+``registry``), so the workload components take any of them. ``WorkloadImage`` builds a
+workload folder into an image and pushes it to a cluster's ``registry`` (or loads it, for
+minikube); workload components take it, or a plain image reference, as an ``ImageInput``.
 """
 
 from workstack.components.argo import (
@@ -23,6 +25,7 @@ from workstack.components.dask_cluster import DaskCluster, DaskClusterArgs
 from workstack.components.eks import EksCluster, EksClusterArgs
 from workstack.components.gke import GkeCluster, GkeClusterArgs
 from workstack.components.identity import WorkloadIdentity, WorkloadIdentityArgs
+from workstack.components.image import ImageInput, ImageRef, WorkloadImage, WorkloadImageArgs
 from workstack.components.job_per_file import JobPerFile, JobPerFileArgs
 from workstack.components.manifests import SpecError
 from workstack.components.manifests.pods import ContainerSpec, PodStorage, Resources
@@ -45,6 +48,8 @@ __all__ = [
     "EksClusterArgs",
     "GkeCluster",
     "GkeClusterArgs",
+    "ImageInput",
+    "ImageRef",
     "JobPerFile",
     "JobPerFileArgs",
     "KubernetesCluster",
@@ -60,4 +65,6 @@ __all__ = [
     "SpecError",
     "WorkloadIdentity",
     "WorkloadIdentityArgs",
+    "WorkloadImage",
+    "WorkloadImageArgs",
 ]

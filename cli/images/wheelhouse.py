@@ -1,0 +1,127 @@
+"""Offline mode: the wheels an image installs, fetched on the host into the build context.
+
+The build then installs with ``pip install --no-index --find-links``: it needs no package
+index and no network, which is what air-gapped builds need, and what builds need on machines
+whose containers cannot reach an index (a TLS-intercepting proxy whose CA only the host
+trusts). The exact wheel files are part of the context, so the dependency hash pins them.
+
+Two steps, each a plain ``pip wheel`` with this interpreter:
+
+1. Fill the *wheelhouse* (a folder on the host that persists between builds): resolve the
+   requirements against the configured package index, saving every wheel (sdists are built
+   into wheels here). Skipped with ``download=False`` for a wheelhouse prepared elsewhere.
+2. Resolve again with ``--no-index`` from the wheelhouse alone, into the context. That copies
+   exactly the set the image needs and proves the build can do the same without a network.
+
+A resolution is remembered in the wheelhouse (``.workstack-resolved/``), keyed by the
+requirements and the interpreter and platform, so regenerating an unchanged context copies
+the same wheels without running pip. Unpinned requirements therefore stay at what was
+resolved first, like a lock; ``refresh=True`` resolves again.
+
+Wheels are resolved for this interpreter and platform (``cp311``, ``manylinux_x86_64``...):
+the base image must run the same Python minor version on the same architecture.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+__all__ = ["WheelhouseError", "default_wheelhouse", "fill_context_wheels"]
+
+_RESOLVED = ".workstack-resolved"
+
+
+class WheelhouseError(RuntimeError):
+    """pip could not provide a wheel for every requirement; the message has pip's reason."""
+
+
+def default_wheelhouse() -> Path:
+    """``$XDG_CACHE_HOME/workstack/wheelhouse`` (``~/.cache/...`` by default)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "workstack" / "wheelhouse"
+
+
+def _resolution_key(requirements: bytes) -> str:
+    target = f"{sys.implementation.cache_tag}\0{sys.platform}\0{platform.machine()}\0"
+    return hashlib.sha256(target.encode() + requirements).hexdigest()[:32]
+
+
+def _pip(args: list[str], *, hermetic: bool) -> None:
+    env = dict(os.environ)
+    if hermetic:
+        # Only the wheelhouse: no index, find-links or config from the user's pip setup.
+        env = {key: value for key, value in env.items() if not key.startswith("PIP_")}
+        env["PIP_CONFIG_FILE"] = os.devnull
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    command = [sys.executable, "-m", "pip", "wheel", "--quiet", *args]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        errors = [line for line in detail if "ERROR" in line] or detail[-5:]
+        raise WheelhouseError(
+            "pip wheel failed for the workload's requirements:\n  " + "\n  ".join(errors)
+        )
+
+
+def fill_context_wheels(
+    requirements_file: Path,
+    dest: Path,
+    *,
+    wheelhouse: Path,
+    download: bool = True,
+    refresh: bool = False,
+) -> list[str]:
+    """Put every wheel ``requirements_file`` needs into ``dest``, via the wheelhouse.
+
+    Args:
+        requirements_file: The context's requirements (one PEP 508 requirement per line).
+        dest: Folder in the context the build installs from (created).
+        wheelhouse: Host folder that keeps wheels between builds (created).
+        download: Fetch what is missing from the package index; False for air-gapped use
+            of a wheelhouse prepared elsewhere.
+        refresh: Resolve again even if this set of requirements was resolved before.
+
+    Returns:
+        The wheel file names put into ``dest``, sorted.
+
+    Raises:
+        WheelhouseError: A requirement cannot be satisfied from the index or the wheelhouse.
+    """
+    wheelhouse.mkdir(parents=True, exist_ok=True)
+    dest.mkdir(parents=True, exist_ok=True)
+    key = _resolution_key(requirements_file.read_bytes())
+    remembered = wheelhouse / _RESOLVED / key
+    if remembered.is_file() and not refresh:
+        names = remembered.read_text().split()
+        if all((wheelhouse / name).is_file() for name in names):
+            for name in names:
+                shutil.copyfile(wheelhouse / name, dest / name)
+            return sorted(names)
+
+    if download:
+        _pip(
+            [
+                *("--wheel-dir", str(wheelhouse), "--find-links", str(wheelhouse)),
+                *("--requirement", str(requirements_file)),
+            ],
+            hermetic=False,
+        )
+    _pip(
+        [
+            *("--no-index", "--find-links", str(wheelhouse), "--wheel-dir", str(dest)),
+            *("--requirement", str(requirements_file)),
+        ],
+        hermetic=True,
+    )
+    names = sorted(path.name for path in dest.glob("*.whl"))
+    remembered.parent.mkdir(exist_ok=True)
+    temporary = remembered.with_suffix(f".{os.getpid()}.tmp")
+    temporary.write_text("".join(f"{name}\n" for name in names))
+    temporary.replace(remembered)
+    return names
