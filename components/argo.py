@@ -15,6 +15,7 @@ from workstack.components.cluster import KubernetesCluster
 from workstack.components.eks import EksCluster
 from workstack.components.gke import GkeCluster
 from workstack.components.identity import WorkloadIdentity, WorkloadIdentityArgs
+from workstack.components.image import ImageInput, ImageRef
 from workstack.components.manifests import SpecError, require_choice
 from workstack.components.manifests.argo import (
     ARGO_CHART,
@@ -137,7 +138,7 @@ class ArgoPipelineArgs:
     Attributes:
         argo: The Argo installation that runs it.
         cluster: The cluster Argo runs in.
-        image: The pipeline workload's image.
+        image: The pipeline workload's image: a ``WorkloadImage`` or a reference.
         entrypoint: The workload's ``module:builder`` returning the Pipeline; it is imported
             here too, to build the DAG (the workload folder must be importable).
         data_url: Root of the steps' paths: a path under ``/data`` or a bucket URL.
@@ -148,7 +149,7 @@ class ArgoPipelineArgs:
 
     argo: ArgoWorkflows
     cluster: KubernetesCluster
-    image: pulumi.Input[str]
+    image: ImageInput
     entrypoint: str
     data_url: str
     storage: tuple[PodStorage, ...] = ()
@@ -156,6 +157,7 @@ class ArgoPipelineArgs:
     pipeline: Pipeline = field(init=False)
 
     def __post_init__(self) -> None:
+        ImageRef.of(self.image)
         require_choice("kind", self.kind, ("WorkflowTemplate", "Workflow"))
         check_reachable("data_url", self.data_url, self.storage)
         try:
@@ -174,10 +176,12 @@ class ArgoPipeline(pulumi.ComponentResource):
         self, name: str, args: ArgoPipelineArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("workstack:workflow:ArgoPipeline", name, None, opts)
+        image = ImageRef.of(args.image)
         spec = ArgoExportSpec(
             pipeline=args.pipeline,
             entrypoint=args.entrypoint,
-            image=args.image,
+            image=image.ref,
+            pull_policy=image.pull_policy,
             namespace=args.cluster.namespace_name,
             data_url=args.data_url,
             kind=args.kind,

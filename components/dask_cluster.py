@@ -10,6 +10,7 @@ import pulumi_kubernetes as k8s
 from workstack.components._objects import create_object
 from workstack.components.cluster import KubernetesCluster
 from workstack.components.identity import WorkloadIdentity
+from workstack.components.image import ImageInput, ImageRef
 from workstack.components.manifests import require_dns1123_label
 from workstack.components.manifests.dask import (
     DASHBOARD_PORT,
@@ -34,7 +35,7 @@ class DaskClusterArgs:
 
     Attributes:
         cluster: Where it runs (the workload namespace and provider).
-        image: The workload image, built with the ``dask`` extra.
+        image: The workload image (with the ``dask`` extra): a ``WorkloadImage`` or a reference.
         mode: ``plain`` (Deployments and a Service) or ``operator`` (the dask-kubernetes
             operator's ``DaskCluster``; needed for adaptive scaling).
         workers: Fixed number of workers; None with ``minimum``/``maximum``.
@@ -51,7 +52,7 @@ class DaskClusterArgs:
     """
 
     cluster: KubernetesCluster
-    image: pulumi.Input[str]
+    image: ImageInput
     mode: str = "plain"
     workers: int | None = 2
     minimum: int | None = None
@@ -68,6 +69,7 @@ class DaskClusterArgs:
     install_operator: bool = True
 
     def __post_init__(self) -> None:
+        ImageRef.of(self.image)
         workers = None if self.minimum is not None or self.maximum is not None else self.workers
         check_dask_settings(
             mode=self.mode,
@@ -105,11 +107,13 @@ class DaskCluster(pulumi.ComponentResource):
             parent=self, provider=cluster.provider, depends_on=[cluster]
         )
         adaptive = args.minimum is not None or args.maximum is not None
+        image = ImageRef.of(args.image)
         spec = DaskSpec(
             name=name,
             namespace=namespace,
             instance=name,
-            image=args.image,
+            image=image.ref,
+            pull_policy=image.pull_policy,
             mode=args.mode,
             workers=None if adaptive else args.workers,
             minimum=args.minimum,

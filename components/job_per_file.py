@@ -10,6 +10,7 @@ from workstack.components._locations import check_reachable
 from workstack.components._objects import create_object
 from workstack.components.cluster import KubernetesCluster
 from workstack.components.identity import WorkloadIdentity
+from workstack.components.image import ImageInput, ImageRef
 from workstack.components.manifests import SpecError
 from workstack.components.manifests.jobs import (
     MANIFEST_FILE,
@@ -34,7 +35,7 @@ class JobPerFileArgs:
 
     Attributes:
         cluster: Where the Job runs (its workload namespace and provider).
-        image: The workload image (a reference; a ``WorkloadImage``'s ``ref``).
+        image: The workload image: a ``WorkloadImage`` or an image reference.
         input_url: Inputs: a path under ``/data`` (NFS storage) or an ``s3://``/``gs://`` URL.
             Need not be visible from the machine running ``pulumi up``.
         output_url: Outputs; neither the input location nor inside it.
@@ -57,7 +58,7 @@ class JobPerFileArgs:
     """
 
     cluster: KubernetesCluster
-    image: pulumi.Input[str]
+    image: ImageInput
     input_url: str
     output_url: str
     function: str | None = None
@@ -77,6 +78,7 @@ class JobPerFileArgs:
     suffix: str | None = None
 
     def __post_init__(self) -> None:
+        ImageRef.of(self.image)
         if (self.function is None) == (self.command is None):
             raise SpecError("function", self.function, "give exactly one of function or command")
         if self.files is not None and self.manifest_url is not None:
@@ -120,6 +122,7 @@ class JobPerFile(pulumi.ComponentResource):
         cluster = args.cluster
         k8s = pulumi.ResourceOptions(parent=self, provider=cluster.provider, depends_on=[cluster])
         self.job_name = name
+        image = ImageRef.of(args.image)
         command = ["files", "run", "--input", args.input_url, "--output", args.output_url]
         command += ["--shards", str(args.shards)]
         command += (
@@ -152,7 +155,8 @@ class JobPerFile(pulumi.ComponentResource):
             instance=name,
             container=ContainerSpec(
                 name=CONTAINER,
-                image=args.image,
+                image=image.ref,
+                pull_policy=image.pull_policy,
                 command=("workstack",),
                 args=tuple(command),
                 resources=args.resources,

@@ -54,6 +54,7 @@ class ArgoExportSpec:
         pipeline: The pipeline.
         entrypoint: The workload's ``module:builder`` that returns the pipeline in the image.
         image: The workload image (may be a Pulumi output).
+        pull_policy: The image's pull policy (``Never`` for an image loaded into minikube).
         namespace: Namespace of the Workflow.
         data_url: Root every step's paths are relative to: a path under ``/data`` (NFS) or an
             ``s3://``/``gs://`` URL.
@@ -70,6 +71,7 @@ class ArgoExportSpec:
     image: Any
     namespace: str
     data_url: str
+    pull_policy: str = "IfNotPresent"
     kind: str = "Workflow"
     storage: Sequence[PodStorage] = field(default_factory=tuple)
     service_account: str = WORKFLOW_SERVICE_ACCOUNT
@@ -98,6 +100,7 @@ def _template(spec: ArgoExportSpec, step: Step) -> models.Template:
             spec.data_url,
         ),
         resources=Resources(cpu=step.cpu, memory=step.memory, cpu_limit=step.cpu),
+        pull_policy=spec.pull_policy,
     )
     built = build_pod_spec(containers=[container], storage=list(spec.storage))["containers"][0]
     built.pop("name")  # Argo names the step's container "main" itself

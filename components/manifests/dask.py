@@ -80,6 +80,7 @@ class DaskSpec:
         namespace: Its namespace.
         instance: Owning component's name, for labels.
         image: The workload image (with ``workstack[dask]``).
+        pull_policy: The image's pull policy (``Never`` for an image loaded into minikube).
         mode: ``plain`` or ``operator``.
         workers: Fixed number of workers; None when adaptive.
         minimum: Fewest workers (adaptive, operator mode).
@@ -95,6 +96,7 @@ class DaskSpec:
     namespace: str
     instance: str
     image: Any
+    pull_policy: str = "IfNotPresent"
     mode: str = "plain"
     workers: int | None = 2
     minimum: int | None = None
@@ -140,6 +142,7 @@ def _scheduler_pod(spec: DaskSpec) -> dict[str, Any]:
         ),
         ports={"tcp-comm": SCHEDULER_PORT, "http-dashboard": DASHBOARD_PORT},
         resources=spec.scheduler_resources,
+        pull_policy=spec.pull_policy,
     )
     pod = build_pod_spec(
         containers=[container],
@@ -170,6 +173,7 @@ def _worker_pod(spec: DaskSpec, scheduler: str | None) -> dict[str, Any]:
         command=("dask",),
         args=tuple(args),
         resources=spec.worker_resources,
+        pull_policy=spec.pull_policy,
     )
     return build_pod_spec(
         containers=[container],

@@ -20,6 +20,7 @@ from workstack.components.manifests.security import (
 from workstack.components.manifests.validation import (
     SpecError,
     parse_quantity,
+    require_choice,
     require_dns1123_label,
     require_quantity,
 )
@@ -109,6 +110,8 @@ class ContainerSpec:
         ports: Named container ports: name -> port number.
         resources: Requests and limits.
         read_only_root_filesystem: Keep the root filesystem read-only (the default).
+        pull_policy: ``IfNotPresent``; ``Never`` for an image loaded into the cluster's runtime
+            (minikube); ``Always`` for a moving tag.
     """
 
     name: str
@@ -120,9 +123,11 @@ class ContainerSpec:
     ports: Mapping[str, int] = field(default_factory=dict)
     resources: Resources = field(default_factory=Resources)
     read_only_root_filesystem: bool = True
+    pull_policy: str = "IfNotPresent"
 
     def __post_init__(self) -> None:
         require_dns1123_label("container name", self.name)
+        require_choice("pull_policy", self.pull_policy, ("IfNotPresent", "Never", "Always"))
         if isinstance(self.image, str) and not self.image.strip():
             raise SpecError(
                 "image", self.image, "expected an image reference such as repo/name:tag"
@@ -148,7 +153,7 @@ class ContainerSpec:
         container: dict[str, Any] = {
             "name": self.name,
             "image": self.image,
-            "imagePullPolicy": "IfNotPresent",
+            "imagePullPolicy": self.pull_policy,
             "resources": self.resources.build(),
             "securityContext": container_security_context(
                 read_only_root_filesystem=self.read_only_root_filesystem
