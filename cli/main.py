@@ -261,3 +261,64 @@ def env_gc(project_dir: ProjectOption = Path(), backend: BackendOption = "local"
         f"removed {len(removed)} expired previews"
         + "".join(f"\n  {p.stack} ({p.branch})" for p in removed)
     )
+
+
+export_app = typer.Typer(help="Export workloads for other tools.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("argo")
+def export_argo(
+    workload_dir: Annotated[Path, typer.Argument(help="A pipeline workload folder.")],
+    image: Annotated[str, typer.Option(help="The workload's image reference.")],
+    out: Annotated[Path, typer.Option(help="File to write, e.g. argo.yaml.")],
+    namespace: Annotated[str, typer.Option(help="Namespace Argo runs it in.")] = "workstack",
+    data: Annotated[
+        str | None,
+        typer.Option(help="Data root of the steps; default /data/<workload> on the NFS claim."),
+    ] = None,
+    nfs_claim: Annotated[
+        str, typer.Option(help="PersistentVolumeClaim mounted at /data.")
+    ] = "shared-data",
+    kind: Annotated[str, typer.Option(help="Workflow or WorkflowTemplate.")] = "Workflow",
+) -> None:
+    """Write the pipeline as an Argo Workflow that `argo submit` accepts."""
+    import sys
+
+    import yaml
+
+    from workstack.components.manifests import SpecError
+    from workstack.components.manifests.argo import ArgoExportSpec, build_argo_workflow
+    from workstack.components.manifests.storage import nfs_pod_storage
+    from workstack.images import is_image_reference
+    from workstack.sdk.callables import CallableError
+    from workstack.sdk.pipeline import PipelineError, load_pipeline
+    from workstack.sdk.workload import WorkloadError, load_workload
+
+    try:
+        workload = load_workload(workload_dir)
+        if workload.spec.pattern != "pipeline":
+            pattern = workload.spec.pattern
+            fail(f"{workload_dir} is a {pattern} workload; export argo needs a pipeline")
+        if not is_image_reference(image):
+            fail(f"image {image!r} is not an image reference such as registry/repo/name:tag")
+        sys.path.insert(0, str(workload.folder))
+        data_url = data or f"/data/{workload.spec.name}"
+        storage = (nfs_pod_storage(nfs_claim),) if data_url.startswith("/data") else ()
+        document = build_argo_workflow(
+            ArgoExportSpec(
+                pipeline=load_pipeline(workload.spec.entrypoint),
+                entrypoint=workload.spec.entrypoint,
+                image=image,
+                namespace=namespace,
+                data_url=data_url,
+                kind=kind,
+                storage=storage,
+            )
+        )
+    except (WorkloadError, CallableError, PipelineError, SpecError) as error:
+        fail(str(error))
+    out.write_text(yaml.safe_dump(document, sort_keys=False))
+    typer.echo(
+        f"wrote {out}: {kind} {workload.spec.name}, {len(document['spec']['templates']) - 1} steps"
+    )

@@ -223,3 +223,18 @@ def pipeline_run(
 
     result = run_local(pipeline, Path(data), force=force, on_step=report)
     typer.echo(f"{len(result.ran)} ran, {len(result.skipped)} up to date")
+
+
+@app.command(
+    "pod",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def pod(ctx: typer.Context) -> None:
+    """Run this image's workload with ARGS: the images' entrypoint (see workstack.sdk.pod)."""
+    from workstack.sdk.pod import run
+    from workstack.sdk.workload import WorkloadError
+
+    try:
+        run(ctx.args)
+    except WorkloadError as error:
+        fail(str(error))

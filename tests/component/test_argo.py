@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from workstack.components import (
     ArgoPipeline,
@@ -217,3 +218,35 @@ def test_bad_pipeline_arguments(changes: dict[str, Any], field: str, message: st
     assert isinstance(error, SpecError)
     assert error.field == field
     assert message in str(error)
+
+
+def test_export_command_writes_what_argo_submit_takes(
+    tmp_path: Path, assert_schema_valid: Any
+) -> None:
+    from typer.testing import CliRunner
+
+    from workstack.main import app
+
+    out = tmp_path / "argo.yaml"
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["export", "argo", str(ML_BASIC), "--image", IMAGE, "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    document = yaml.safe_load(out.read_text())
+    assert document == exported()
+    assert_schema_valid([document])
+    wrong = runner.invoke(
+        app,
+        [
+            "export",
+            "argo",
+            str(ROOT / "workloads" / "csv-clean"),
+            "--image",
+            IMAGE,
+            "--out",
+            str(out),
+        ],
+    )
+    assert wrong.exit_code == 2
+    assert "is a job-per-file workload; export argo needs a pipeline" in wrong.stderr
