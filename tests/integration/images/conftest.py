@@ -52,11 +52,20 @@ class Engine:
             env={"DOCKER_HOST": self.host, "DOCKER_BUILDKIT": "0"},
         )
 
-    def run(self, ref: str, *args: str, entrypoint: str | None = None) -> str:
+    def run(
+        self,
+        ref: str,
+        *args: str,
+        entrypoint: str | None = None,
+        volumes: dict[Path, str] | None = None,
+    ) -> str:
         """Run ``ref`` the way a restricted pod would: host network only, read-only root,
-        a /tmp tmpfs, user 10001. Returns stdout; fails the test on a non-zero exit."""
+        a /tmp tmpfs, user 10001, ``volumes`` mounted (host folder -> container path).
+        Returns stdout; fails the test on a non-zero exit."""
         command = ["run", "--rm", "--network", "host", "--read-only", "--tmpfs", "/tmp"]
         command += ["--user", "10001"]
+        for host, container in (volumes or {}).items():
+            command += ["--volume", f"{host}:{container}"]
         if entrypoint is not None:
             command += ["--entrypoint", entrypoint]
         result = self.docker.run([*command, ref, *args], timeout=300)

@@ -1,0 +1,76 @@
+"""Each example workload's image, run through its entrypoint (`workstack pod`) on a small input.
+
+The containers run as restricted pods would (user 10001, read-only root, /tmp only) with the
+host folders they read and write mounted, as NFS storage is mounted at /data in a pod.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from .conftest import EXAMPLE_WORKLOADS, Builder, Engine
+
+pytestmark = pytest.mark.integration
+
+
+def shared(folder: Path) -> Path:
+    """A host folder the container's user 10001 may write to (as the NFS export is)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o777)
+    return folder
+
+
+def test_csv_clean_cleans_files_as_one_index_of_the_job(
+    engine: Engine, build: Builder, tmp_path: Path
+) -> None:
+    _, image = build(EXAMPLE_WORKLOADS / "csv-clean")
+    out = shared(tmp_path / "out")
+    engine.run(
+        image.ref,
+        "--input",
+        "/in",
+        "--output",
+        "/out",
+        "--shards",
+        "1",
+        "--index",
+        "0",
+        volumes={EXAMPLE_WORKLOADS / "csv-clean" / "data": "/in:ro", out: "/out"},
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["sales-2024-01.csv", "sales-2024-02.csv"]
+    rows = list(csv.reader((out / "sales-2024-01.csv").open()))
+    assert rows[0] == ["order_id", "customer_name", "unit_price_eur", "quantity"]
+    assert rows[1] == ["1001", "Ada Lovelace", "1234.50", "2"]
+
+
+def test_dask_bench_runs_its_config_on_a_local_cluster(
+    engine: Engine, build: Builder, tmp_path: Path
+) -> None:
+    _, image = build(EXAMPLE_WORKLOADS / "dask-bench")
+    config = shared(tmp_path / "config")
+    out = shared(tmp_path / "out")
+    (config / "run.yaml").write_text(
+        "run: {function: 'bench:run_benchmark', args: {datasets: 2, rows: 2000}}\n"
+        "dask_cluster: {workers: 2}\n"
+        "output: {path: /out/results.csv}\n"
+    )
+    engine.run(image.ref, "/config/run.yaml", volumes={config: "/config:ro", out: "/out"})
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert len(rows) == 8, "2 datasets x 4 models"
+    assert {row["model"] for row in rows} == {"mean", "last", "drift", "seasonal"}
+
+
+def test_ml_basic_runs_its_steps_one_pod_each(
+    engine: Engine, build: Builder, tmp_path: Path
+) -> None:
+    _, image = build(EXAMPLE_WORKLOADS / "ml-basic")
+    data = shared(tmp_path / "data")
+    for step in ("get", "features", "join", "fit"):
+        engine.run(image.ref, "--step", step, "--data", "/data", volumes={data: "/data"})
+    metrics = json.loads((data / "metrics.json").read_text())
+    assert metrics["test_rows"] == 75
+    assert metrics["accuracy"] > 0.8
