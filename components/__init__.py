@@ -13,6 +13,7 @@ workload folder into an image and pushes it to a cluster's ``registry`` (or load
 minikube); workload components take it, or a plain image reference, as an ``ImageInput``.
 """
 
+from workstack.components._locations import BUCKET_ROOT
 from workstack.components.argo import (
     ArgoPipeline,
     ArgoPipelineArgs,
@@ -34,6 +35,7 @@ from workstack.components.nfs import NfsStorage, NfsStorageArgs
 from workstack.components.rabbitmq import RabbitMq, RabbitMqArgs
 
 __all__ = [
+    "BUCKET_ROOT",
     "ArgoPipeline",
     "ArgoPipelineArgs",
     "ArgoWorkflows",

@@ -41,7 +41,8 @@ class ArgoWorkflowsArgs:
         cluster: Where Argo runs: its controller and server live in, and only watch, the
             cluster's workload namespace.
         bucket: The stack's bucket, to hold workflow artifacts and logs through the workflow
-            service account's identity; None for no artifact repository.
+            service account's identity (GKE and EKS); None, or on minikube, no artifact
+            repository.
     """
 
     cluster: KubernetesCluster
@@ -78,7 +79,9 @@ class ArgoWorkflows(pulumi.ComponentResource):
             pulumi.ResourceOptions(parent=self),
         )
         repository: Any = None
-        if args.bucket is not None:
+        # Artifacts go to a cloud bucket through the workflow identity; on minikube (an
+        # endpoint reached with keys) there is no artifact repository: steps share /data.
+        if args.bucket is not None and isinstance(cluster, GkeCluster | EksCluster):
             args.bucket.grant(self.identity, pulumi.ResourceOptions(parent=self))
             repository = args.bucket.bucket_name.apply(
                 lambda bucket: _artifact_repository(cluster, bucket)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import pulumi
 
-from workstack.components._locations import check_reachable
+from workstack.components._locations import check_reachable, comparable
 from workstack.components._objects import create_object
 from workstack.components.cluster import KubernetesCluster
 from workstack.components.identity import WorkloadIdentity
@@ -96,7 +96,7 @@ class JobPerFileArgs:
         for name in ("input_url", "output_url"):
             check_reachable(name, getattr(self, name), self.storage)
         try:
-            check_locations(self.input_url, self.output_url)
+            check_locations(comparable(self.input_url), comparable(self.output_url))
         except JobError as error:
             raise SpecError("output_url", self.output_url, str(error)) from None
 

@@ -23,8 +23,11 @@ from workstack.components import (
     MinikubeClusterArgs,
     SpecError,
 )
+from workstack.components.manifests.dask import check_dask_settings
+from workstack.components.manifests.jobs import check_job_settings
 from workstack.components.manifests.storage import check_bucket_settings, check_nfs_settings
 from workstack.project import ConfigError, Problem, PulumiProject, load_project
+from workstack.sdk.workload import Workload, WorkloadError, load_workload
 
 __all__ = [
     "CLOUDS",
@@ -33,6 +36,7 @@ __all__ = [
     "ClusterArgs",
     "StackConfig",
     "StorageConfig",
+    "WorkloadsConfig",
     "load_stack_config",
     "parse_stack_config",
 ]
@@ -43,6 +47,7 @@ NFS_CLAIM = "shared-data"
 """Name of the NFS claim in the workload namespace."""
 T = TypeVar("T")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+WORKLOADS_DIR = PROJECT_ROOT / "workloads"
 
 ClusterArgs = MinikubeClusterArgs | GkeClusterArgs | EksClusterArgs
 
@@ -75,6 +80,35 @@ class StorageConfig:
 
 
 @dataclass(kw_only=True, frozen=True)
+class WorkloadsConfig:
+    """The workloads the stack runs, and the settings of their patterns.
+
+    Attributes:
+        workloads: Each workload's checked folder, in the order given.
+        docker_host: minikube: the Docker engine images are built with and loaded into.
+        job_shards: job-per-file: indexes of the Job.
+        job_parallelism: job-per-file: pods at once.
+        dask_mode: dask: ``plain`` or ``operator``.
+        dask_workers: dask: workers (the fewest, when adaptive).
+        dask_max_workers: dask: most workers; None when fixed.
+        install_operators: Install the operators the workloads need.
+    """
+
+    workloads: tuple[Workload, ...] = ()
+    docker_host: str | None = None
+    job_shards: int = 10
+    job_parallelism: int = 4
+    dask_mode: str = "plain"
+    dask_workers: int = 2
+    dask_max_workers: int | None = None
+    install_operators: bool = True
+
+    def of_pattern(self, pattern: str) -> list[Workload]:
+        """The workloads of one pattern."""
+        return [w for w in self.workloads if w.spec.pattern == pattern]
+
+
+@dataclass(kw_only=True, frozen=True)
 class StackConfig:
     """Everything the stack program needs, typed and validated.
 
@@ -84,6 +118,7 @@ class StackConfig:
         ephemeral: Whether the stack is a preview environment meant to be destroyed.
         cluster: Arguments of the cluster component.
         storage: The shared storage.
+        workloads: What runs on it.
     """
 
     stack: str
@@ -91,6 +126,7 @@ class StackConfig:
     ephemeral: bool
     cluster: ClusterArgs
     storage: StorageConfig
+    workloads: WorkloadsConfig = field(default_factory=WorkloadsConfig)
 
 
 def load_stack_config() -> StackConfig:
@@ -132,8 +168,85 @@ def parse_stack_config(
     cluster = builders[cloud](typed, values, stack)
     storage = _storage(typed, cloud, stack)
     return StackConfig(
-        stack=stack, cloud=cloud, ephemeral=typed["ephemeral"], cluster=cluster, storage=storage
+        stack=stack,
+        cloud=cloud,
+        ephemeral=typed["ephemeral"],
+        cluster=cluster,
+        storage=storage,
+        workloads=_workloads(typed, cloud, stack),
     )
+
+
+def _workloads(typed: dict[str, Any], cloud: str, stack: str) -> WorkloadsConfig:
+    known = sorted(p.parent.name for p in WORKLOADS_DIR.glob("*/workload.yaml"))
+    loaded = []
+    for name in typed["workloads"]:
+        folder = WORKLOADS_DIR / name
+        if not (folder / "workload.yaml").is_file():
+            raise ConfigError(
+                stack,
+                [Problem("workstack:workloads", name, "known workloads: " + ", ".join(known))],
+            )
+        try:
+            loaded.append(load_workload(folder))
+        except WorkloadError as error:
+            raise ConfigError(stack, [Problem("workstack:workloads", name, str(error))]) from None
+    names = [w.spec.name for w in loaded]
+    if len(set(names)) != len(names):
+        raise ConfigError(stack, [Problem("workstack:workloads", names, "list each workload once")])
+    if typed["dockerHost"] and cloud != "minikube":
+        raise ConfigError(
+            stack,
+            [
+                Problem(
+                    "workstack:dockerHost",
+                    typed["dockerHost"],
+                    "only minikube builds on a given engine; GKE and EKS push to their registry",
+                )
+            ],
+        )
+    maximum = typed["daskMaxWorkers"] or None
+    settings = WorkloadsConfig(
+        workloads=tuple(loaded),
+        docker_host=typed["dockerHost"] or None,
+        job_shards=typed["jobShards"],
+        job_parallelism=typed["jobParallelism"],
+        dask_mode=typed["daskMode"],
+        dask_workers=typed["daskWorkers"],
+        dask_max_workers=maximum,
+        install_operators=typed["installOperators"],
+    )
+    job_keys = {"shards": "workstack:jobShards", "parallelism": "workstack:jobParallelism"}
+    _check(
+        stack,
+        job_keys,
+        lambda: check_job_settings(
+            shards=settings.job_shards,
+            parallelism=settings.job_parallelism,
+            retries_per_index=2,
+            max_failed_indexes=None,
+            ttl_seconds_after_finished=0,
+            active_deadline_seconds=1,
+        ),
+    )
+    dask_keys = {
+        "mode": "workstack:daskMode",
+        "workers": "workstack:daskWorkers",
+        "minimum": "workstack:daskWorkers",
+        "maximum": "workstack:daskMaxWorkers",
+    }
+    _check(
+        stack,
+        dask_keys,
+        lambda: check_dask_settings(
+            mode=settings.dask_mode,
+            workers=None if maximum else settings.dask_workers,
+            minimum=settings.dask_workers if maximum else None,
+            maximum=maximum,
+            threads=1,
+        ),
+    )
+    return settings
 
 
 def _storage(typed: dict[str, Any], cloud: str, stack: str) -> StorageConfig:
@@ -211,16 +324,18 @@ def default_cluster_name(stack: str) -> str:
 def _check(stack: str, keys: Mapping[str, str], check: Callable[[], T]) -> T:
     """Run ``check``; rename a SpecError's argument names to the config keys they came from.
 
-    Besides the failing field, messages may mention other arguments (``max_nodes``); those
-    are renamed too. Only snake_case names are, so plain words in a message are left alone.
+    Besides the failing field, messages may mention other arguments (``max_nodes``,
+    ``maximum (4)``); those are renamed too, and nothing else in the message is.
     """
     try:
         return check()
     except SpecError as error:
         allowed = error.allowed
         for argument, key in keys.items():
-            if "_" in argument:
-                allowed = re.sub(rf"(?<![\w-]){argument}(?![\w-])", key, allowed)
+            # A snake_case name is always an argument; a plain word only when it is quoted
+            # with its value, "maximum (4)", as the messages refer to other arguments.
+            follows = r"(?![\w-])" if "_" in argument else r"(?=\s\()"
+            allowed = re.sub(rf"(?<![\w-]){argument}{follows}", key, allowed)
         raise ConfigError(
             stack, [Problem(keys.get(error.field, error.field), error.value, allowed)]
         ) from None

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import pulumi
 
 from stacks.config import NFS_CLAIM, StackConfig
 from workstack.components import (
+    BUCKET_ROOT,
+    ArgoPipeline,
+    ArgoPipelineArgs,
+    ArgoWorkflows,
+    ArgoWorkflowsArgs,
     BucketStorage,
     BucketStorageArgs,
+    DaskCluster,
+    DaskClusterArgs,
     EksCluster,
     EksClusterArgs,
     GkeCluster,
     GkeClusterArgs,
+    JobPerFile,
+    JobPerFileArgs,
     KubernetesCluster,
     MinikubeCluster,
     MinikubeClusterArgs,
@@ -22,7 +32,11 @@ from workstack.components import (
     PodStorage,
     WorkloadIdentity,
     WorkloadIdentityArgs,
+    WorkloadImage,
+    WorkloadImageArgs,
 )
+from workstack.sdk.env import NFS_MOUNT_PATH
+from workstack.sdk.workload import Workload
 
 __all__ = ["WORKLOAD_SERVICE_ACCOUNT", "Platform", "compose", "make_cluster"]
 
@@ -102,9 +116,98 @@ def make_platform(config: StackConfig) -> Platform:
     return Platform(cluster=cluster, identity=identity, nfs=nfs, bucket=bucket)
 
 
+def data_root(platform: Platform) -> str:
+    """Where workloads keep their inputs and outputs: the NFS mount, else the bucket."""
+    return NFS_MOUNT_PATH if platform.nfs is not None else BUCKET_ROOT
+
+
+def image_for(config: StackConfig, platform: Platform, workload: Workload) -> WorkloadImage:
+    """The workload's image, pushed to the cluster's registry or loaded into minikube."""
+    return WorkloadImage(
+        workload.spec.name,
+        WorkloadImageArgs(
+            workload_dir=str(workload.folder),
+            registry=platform.cluster.registry,
+            docker_host=config.workloads.docker_host,
+        ),
+    )
+
+
+def deploy_workloads(config: StackConfig, platform: Platform) -> dict[str, pulumi.Resource]:
+    """Each configured workload, built and run in its pattern."""
+    settings = config.workloads
+    root = data_root(platform)
+    storage = tuple(platform.storage)
+    deployed: dict[str, pulumi.Resource] = {}
+    for workload in settings.of_pattern("job-per-file"):
+        name = workload.spec.name
+        deployed[name] = JobPerFile(
+            name,
+            JobPerFileArgs(
+                cluster=platform.cluster,
+                image=image_for(config, platform, workload),
+                input_url=f"{root}/{name}/inputs",
+                output_url=f"{root}/{name}/outputs",
+                function=workload.spec.entrypoint,
+                storage=storage,
+                identity=platform.identity,
+                shards=settings.job_shards,
+                parallelism=settings.job_parallelism,
+            ),
+        )
+    for workload in settings.of_pattern("dask"):
+        name = workload.spec.name
+        adaptive = settings.dask_max_workers is not None
+        deployed[name] = DaskCluster(
+            name,
+            DaskClusterArgs(
+                cluster=platform.cluster,
+                image=image_for(config, platform, workload),
+                mode=settings.dask_mode,
+                workers=None if adaptive else settings.dask_workers,
+                minimum=settings.dask_workers if adaptive else None,
+                maximum=settings.dask_max_workers,
+                storage=storage,
+                identity=platform.identity,
+                install_operator=settings.install_operators,
+            ),
+        )
+    pipelines = settings.of_pattern("pipeline")
+    if pipelines:
+        argo = ArgoWorkflows(
+            "argo", ArgoWorkflowsArgs(cluster=platform.cluster, bucket=platform.bucket)
+        )
+        for workload in pipelines:
+            name = workload.spec.name
+            if str(workload.folder) not in sys.path:
+                sys.path.insert(0, str(workload.folder))  # the DAG is read from its code
+            deployed[name] = ArgoPipeline(
+                name,
+                ArgoPipelineArgs(
+                    argo=argo,
+                    cluster=platform.cluster,
+                    image=image_for(config, platform, workload),
+                    entrypoint=workload.spec.entrypoint,
+                    data_url=f"{root}/{name}",
+                    storage=storage,
+                ),
+            )
+    return deployed
+
+
 def compose(config: StackConfig) -> Platform:
     """Build the stack described by ``config`` and export its outputs."""
     platform = make_platform(config)
+    deployed = deploy_workloads(config, platform)
+    pulumi.export("workloads", sorted(deployed))
+    pulumi.export(
+        "dask",
+        {
+            name: {"scheduler": cluster.scheduler_address, "dashboard": cluster.dashboard_command}
+            for name, cluster in deployed.items()
+            if isinstance(cluster, DaskCluster)
+        },
+    )
     cluster = platform.cluster
     pulumi.export("cloud", config.cloud)
     pulumi.export("namespace", cluster.namespace)

@@ -35,7 +35,7 @@ ARGO_CHART_VERSION = "2.0.1"
 """Chart 2.0.1 ships Argo Workflows v4.1.0, whose CRDs the tests validate against."""
 
 WORKFLOW_SERVICE_ACCOUNT = "argo-workflow"
-_IMAGE = "__workstack_image__"  # stands in for an image that may be a Pulumi output
+_STAND_IN = "__workstack_opaque_{}__"
 _KINDS = ("Workflow", "WorkflowTemplate")
 _RESTRICTED_CONTAINER = {
     "allowPrivilegeEscalation": False,
@@ -84,10 +84,42 @@ class ArgoExportSpec:
         require_dns1123_label("service_account", self.service_account)
 
 
-def _template(spec: ArgoExportSpec, step: Step) -> models.Template:
+class _Opaque:
+    """Values hera's models cannot check, such as Pulumi outputs (an image, a bucket URL).
+
+    They are swapped for stand-in strings while the models validate, and back afterwards.
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[str, Any] = {}
+
+    def hide(self, value: Any) -> Any:
+        """``value`` with every non-JSON leaf replaced by a stand-in string."""
+        if isinstance(value, dict):
+            return {key: self.hide(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.hide(item) for item in value]
+        if value is None or isinstance(value, str | int | float | bool):
+            return value
+        stand_in = _STAND_IN.format(len(self._values))
+        self._values[stand_in] = value
+        return stand_in
+
+    def restore(self, value: Any) -> Any:
+        """``value`` with the stand-ins replaced by what they stood for."""
+        if isinstance(value, dict):
+            return {key: self.restore(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.restore(item) for item in value]
+        if isinstance(value, str) and value in self._values:
+            return self._values[value]
+        return value
+
+
+def _template(spec: ArgoExportSpec, step: Step, opaque: _Opaque) -> models.Template:
     container = ContainerSpec(
         name="main",
-        image=_IMAGE,
+        image=spec.image,
         command=("workstack",),
         args=(
             "pipeline",
@@ -104,6 +136,7 @@ def _template(spec: ArgoExportSpec, step: Step) -> models.Template:
     )
     built = build_pod_spec(containers=[container], storage=list(spec.storage))["containers"][0]
     built.pop("name")  # Argo names the step's container "main" itself
+    built = opaque.hide(built)
     retry = (
         models.RetryStrategy(limit=models.IntOrString(root=step.retries), retry_policy="OnFailure")
         if step.retries
@@ -116,21 +149,12 @@ def _template(spec: ArgoExportSpec, step: Step) -> models.Template:
     )
 
 
-def _swap_image(value: Any, image: Any) -> Any:
-    if value == _IMAGE:
-        return image
-    if isinstance(value, dict):
-        return {key: _swap_image(item, image) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_swap_image(item, image) for item in value]
-    return value
-
-
 def build_argo_workflow(spec: ArgoExportSpec) -> dict[str, Any]:
     """The Workflow (or WorkflowTemplate): a DAG with one task per step, as declared."""
     pipeline = spec.pipeline
+    opaque = _Opaque()
     pod = build_pod_spec(
-        containers=[ContainerSpec(name="main", image=_IMAGE)], storage=list(spec.storage)
+        containers=[ContainerSpec(name="main", image="unused")], storage=list(spec.storage)
     )
     dag = models.DAGTemplate(
         tasks=[
@@ -151,12 +175,12 @@ def build_argo_workflow(spec: ArgoExportSpec) -> dict[str, Any]:
         # The executor reports step results to the API with the service account's token.
         automount_service_account_token=True,
         security_context=models.PodSecurityContext.model_validate(pod_security_context()),
-        volumes=[models.Volume.model_validate(volume) for volume in pod["volumes"]],
+        volumes=[models.Volume.model_validate(opaque.hide(volume)) for volume in pod["volumes"]],
         pod_gc=models.PodGC(strategy="OnPodSuccess"),
         ttl_strategy=models.TTLStrategy(seconds_after_completion=spec.ttl_seconds_after_finished),
         templates=[
             models.Template(name="pipeline", dag=dag),
-            *(_template(spec, step) for step in pipeline.steps),
+            *(_template(spec, step, opaque) for step in pipeline.steps),
         ],
     )
     metadata = models.ObjectMeta(namespace=spec.namespace, labels=labels)
@@ -176,8 +200,8 @@ def build_argo_workflow(spec: ArgoExportSpec) -> dict[str, Any]:
             metadata=metadata,
             spec=workflow_spec,
         ).model_dump(by_alias=True, exclude_none=True, mode="json")
-    swapped: dict[str, Any] = _swap_image(document, spec.image)
-    return swapped
+    restored: dict[str, Any] = opaque.restore(document)
+    return restored
 
 
 def argo_values(

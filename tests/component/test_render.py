@@ -49,8 +49,11 @@ def test_render_out_writes_one_file_per_object(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     files = sorted(p.name for p in tmp_path.iterdir())
     assert files[0] == "001-namespace-workstack.yaml"
-    assert "005-persistentvolumeclaim-workstack-shared-data.yaml" in files
-    assert len(files) == len(set(files)) == 8
+    assert any(name.endswith("-persistentvolumeclaim-workstack-shared-data.yaml") for name in files)
+    assert any(name.endswith("-job-workstack-csv-clean.yaml") for name in files)
+    documents = [yaml.safe_load(p.read_text()) for p in sorted(tmp_path.iterdir())]
+    assert len(files) == len(set(files)) == len(documents)
+    assert all(doc["kind"] and doc["metadata"]["name"] for doc in documents)
 
 
 def test_unknown_stack_exits_2_and_lists_stacks() -> None:

@@ -53,6 +53,14 @@ def test_project_defaults_are_pinned(project: PulumiProject) -> None:
         "bucketEndpoint": "",
         "bucketAccessKeyId": None,
         "bucketSecretAccessKey": None,
+        "workloads": [],
+        "dockerHost": "",
+        "jobShards": 10,
+        "jobParallelism": 4,
+        "daskMode": "plain",
+        "daskWorkers": 2,
+        "daskMaxWorkers": 0,
+        "installOperators": True,
     }
 
 

@@ -1,0 +1,113 @@
+"""The stacks' example workloads: images, patterns, security and config errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from workstack.offline import Deployment, ProgramError
+from workstack.policy import pod_templates, restricted_violations
+from workstack.project import PulumiProject
+from workstack.render import rendered_objects
+
+from .harness import deploy
+from .test_storage import MINIO, MINIO_SECRETS
+
+
+@pytest.fixture(scope="module", params=["minikube", "gke", "eks"])
+def stack(request: pytest.FixtureRequest, project: PulumiProject) -> tuple[str, Deployment]:
+    return request.param, deploy(project, request.param)
+
+
+def containers(deployment: Deployment) -> list[dict[str, Any]]:
+    return [
+        container
+        for obj in rendered_objects(deployment)
+        for template in pod_templates(obj)
+        for container in template.spec["containers"]
+    ]
+
+
+def test_each_pattern_is_deployed(stack: tuple[str, Deployment]) -> None:
+    _, deployment = stack
+    assert deployment.outputs["workloads"] == ["csv-clean", "dask-bench", "ml-basic"]
+    kinds = {(o["kind"], o["metadata"].get("name")) for o in rendered_objects(deployment)}
+    assert ("Job", "csv-clean") in kinds
+    assert ("Deployment", "dask-bench-worker") in kinds
+    assert ("WorkflowTemplate", "ml-basic") in kinds
+    assert set(deployment.outputs["dask"]) == {"dask-bench"}
+
+
+def test_every_workload_pod_meets_the_restricted_profile(stack: tuple[str, Deployment]) -> None:
+    _, deployment = stack
+    for obj in rendered_objects(deployment):
+        for template in pod_templates(obj):
+            if template.exception is None:
+                assert restricted_violations(template.spec) == [], template.source
+
+
+def test_images_are_loaded_on_minikube_and_pushed_by_digest_elsewhere(
+    stack: tuple[str, Deployment],
+) -> None:
+    name, deployment = stack
+    images = deployment.of_type("docker-build:index:Image")
+    assert len(images) == 3
+    workload_containers = [c for c in containers(deployment) if "volume-nfs" not in c["image"]]
+    if name == "minikube":
+        assert all(image.inputs["push"] is False for image in images)
+        assert all(c["imagePullPolicy"] == "Never" for c in workload_containers)
+    else:
+        assert all(image.inputs["push"] is True for image in images)
+        assert all("@sha256:" in c["image"] for c in workload_containers), "pinned by digest"
+
+
+def test_workloads_use_the_nfs_mount_by_default(project: PulumiProject) -> None:
+    [job] = [o for o in rendered_objects(deploy(project, "minikube")) if o["kind"] == "Job"]
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[2:6] == ["--input", "/data/csv-clean/inputs", "--output", "/data/csv-clean/outputs"]
+
+
+def test_a_bucket_only_stack_points_workloads_at_the_bucket(project: PulumiProject) -> None:
+    deployment = deploy(project, "minikube", storage="bucket", secrets=MINIO_SECRETS, **MINIO)
+    [job] = [o for o in rendered_objects(deployment) if o["kind"] == "Job"]
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][3] == "$(WORKSTACK_BUCKET_URL)/csv-clean/inputs"
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["WORKSTACK_BUCKET_URL"] == "s3://workstack-data", "Kubernetes expands it from here"
+
+
+BAD = [
+    (
+        {"workloads": '["csv-clean", "fraud-detect"]'},
+        ["workstack:workloads: 'fraud-detect'", "known workloads: csv-clean, dask-bench, ml-basic"],
+    ),
+    ({"workloads": '["csv-clean", "csv-clean"]'}, ["list each workload once"]),
+    ({"jobShards": "0"}, ["workstack:jobShards: 0", "integer between 1 and 100000"]),
+    ({"jobParallelism": "-2"}, ["workstack:jobParallelism: -2"]),
+    ({"daskMaxWorkers": "4"}, ["workstack:daskMode: 'plain'", "needs mode operator"]),
+    (
+        {"daskMaxWorkers": "1", "daskWorkers": "3", "daskMode": "operator"},
+        ["workstack:daskWorkers: 3", "must not exceed workstack:daskMaxWorkers (1)"],
+    ),
+    ({"daskMode": "yarn"}, ["workstack:daskMode: 'yarn'", "allowed: plain, operator"]),
+]
+
+
+@pytest.mark.parametrize(("changes", "fragments"), BAD)
+def test_bad_workload_config(
+    project: PulumiProject, changes: dict[str, str], fragments: list[str]
+) -> None:
+    with pytest.raises(ProgramError) as caught:
+        deploy(project, "minikube", **changes)
+    for fragment in fragments:
+        assert fragment in str(caught.value), str(caught.value)
+    assert caught.value.deployment.resources == []
+
+
+def test_docker_host_is_for_minikube_only(project: PulumiProject) -> None:
+    with pytest.raises(
+        ProgramError, match=r"workstack:dockerHost: 'ssh://docker@127\.0\.0\.1:2222'"
+    ) as caught:
+        deploy(project, "gke", dockerHost="ssh://docker@127.0.0.1:2222")
+    assert caught.value.deployment.resources == []
