@@ -29,6 +29,7 @@ __all__ = [
     "Backoff",
     "connection_parameters",
     "declare_topology",
+    "describe_error",
     "fatal_error",
     "topology_arguments",
 ]
@@ -57,6 +58,14 @@ def fatal_error(error: BaseException, url: str) -> BrokerError | None:
             "user, password and vhost in the broker URL"
         )
     return None
+
+
+def describe_error(error: BaseException) -> str:
+    """A one-line description of a connection error (pika's often have no message)."""
+    text = str(error).strip()
+    if isinstance(error, pika.exceptions.AMQPConnectionError) and not text:
+        text = "connection refused, reset or timed out"
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def connection_parameters(url: str, *, heartbeat: int, name: str) -> pika.URLParameters:

@@ -20,6 +20,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -78,12 +79,16 @@ def stored_ids(storage: Storage, kind: Literal["results", "errors"]) -> set[str]
 class TaskContext:
     """What a running task knows about itself; see :func:`current_task`."""
 
-    def __init__(self, *, id: str, stage: str, run: str, attempt: int, worker: str) -> None:
+    def __init__(
+        self, *, id: str, stage: str, run: str, attempt: int, worker: str, storage_url: str
+    ) -> None:
         self.id = id
         self.stage = stage
         self.run = run
         self.attempt = attempt
         self.worker = worker
+        self.storage_url = storage_url
+        """The queue set's storage (``open_storage(storage_url)``), e.g. for earlier outputs."""
         self._scratch: Path | None = None
 
     @property
@@ -168,7 +173,12 @@ class TaskRunner:
         if self._storage.exists(key):
             return Outcome("cached")
         context = TaskContext(
-            id=task.id, stage=message.stage, run=message.run, attempt=attempt, worker=self._worker
+            id=task.id,
+            stage=message.stage,
+            run=message.run,
+            attempt=attempt,
+            worker=self._worker,
+            storage_url=self._storage.url,
         )
         started = time.time()
         try:
@@ -212,6 +222,10 @@ class TaskRunner:
             WORKSTACK_TASK_STAGE=message.stage,
             WORKSTACK_TASK_ATTEMPT=str(context.attempt),
             WORKSTACK_OUTPUT_DIR=str(context.output_dir),
+            WORKSTACK_STORAGE_URL=self._storage.url,
+            # `python` in a command is the worker's own interpreter, with workstack and the
+            # workload's dependencies, as it is in the image.
+            PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
         )
         log_path = context.scratch / "log"
         with log_path.open("wb") as log:

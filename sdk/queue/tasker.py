@@ -565,14 +565,14 @@ class Tasker:
             if time.monotonic() - last_connected > spec.give_up_after:
                 raise BrokerError(
                     f"broker {redact_url(url)} unreachable for {spec.give_up_after:.0f} s "
-                    f"({error}); giving up"
+                    f"({broker.describe_error(error) if error else 'closed'}); giving up"
                 )
             delay = backoff.next_delay()
             _LOG.warning(
-                "connection to %s lost (%s: %s); reconnecting in %.1f s",
+                "%s %s (%s); retrying in %.1f s",
+                "lost the connection to" if session and session.opened else "cannot connect to",
                 redact_url(url),
-                type(error).__name__,
-                error,
+                broker.describe_error(error) if error else "closed",
                 delay,
             )
             time.sleep(delay)

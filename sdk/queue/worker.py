@@ -16,7 +16,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
-import queue as queue_module
 import signal
 import threading
 import time
@@ -32,6 +31,7 @@ from workstack.sdk.queue.broker import (
     Backoff,
     connection_parameters,
     declare_topology,
+    describe_error,
     fatal_error,
 )
 from workstack.sdk.queue.config import WorkerSpec, redact_url
@@ -95,9 +95,8 @@ class Worker:
         self._lock = threading.Condition()
         self._waiting: collections.deque[_Delivery] = collections.deque()
         self._running: set[_Delivery] = set()
-        self._outcomes: queue_module.SimpleQueue[tuple[_Delivery, Outcome]] = (
-            queue_module.SimpleQueue()
-        )
+        # Appends and pops of a deque are atomic: task threads hand outcomes to the main one.
+        self._outcomes: collections.deque[tuple[_Delivery, Outcome]] = collections.deque()
         self._notes: list[Completion] = []
         self._notes_scheduled = False
         self._generation = 0
@@ -114,6 +113,7 @@ class Worker:
         self._last_activity = time.monotonic()
         self._last_connected = time.monotonic()
         self._next_check = 0.0
+        self._connection_was_open = False
         self._runner: TaskRunner | None = None
         self.completed = 0
         """Tasks this worker ran to success (for logs and tests)."""
@@ -148,6 +148,7 @@ class Worker:
         backoff = Backoff(self.spec.reconnect_delay, self.spec.reconnect_max_delay)
         self._last_connected = time.monotonic()
         while self._exit_code is None:
+            self._connection_was_open = False
             try:
                 self._session(url, backoff)
             except _RECONNECT_ON as error:
@@ -168,10 +169,10 @@ class Worker:
                     return EXIT_UNREACHABLE
                 delay = backoff.next_delay()
                 _LOG.warning(
-                    "connection to %s lost (%s: %s); reconnecting in %.1f s",
+                    "%s %s (%s); retrying in %.1f s",
+                    "lost the connection to" if self._connection_was_open else "cannot connect to",
                     redact_url(url),
-                    type(error).__name__,
-                    error,
+                    describe_error(error),
                     delay,
                 )
                 self._pause(delay)
@@ -182,6 +183,7 @@ class Worker:
             url, heartbeat=self.spec.heartbeat, name=f"workstack-worker-{self._name}"
         )
         connection = pika.BlockingConnection(parameters)
+        self._connection_was_open = True
         self._last_connected = time.monotonic()
         self._generation += 1
         self._connection = connection
@@ -307,8 +309,8 @@ class Worker:
     def _drain_outcomes(self) -> None:
         while True:
             try:
-                delivery, outcome = self._outcomes.get_nowait()
-            except queue_module.Empty:
+                delivery, outcome = self._outcomes.popleft()
+            except IndexError:
                 return
             with self._lock:
                 self._running.discard(delivery)
@@ -541,7 +543,7 @@ class Worker:
                 )
             except Exception as error:
                 outcome = Outcome("failed", f"worker error: {type(error).__name__}: {error}")
-            self._outcomes.put((delivery, outcome))
+            self._outcomes.append((delivery, outcome))
             connection = self._connection
             if connection is not None:
                 # Closed in the meantime: the main loop drains the outcome anyway.
