@@ -205,7 +205,18 @@ class TaskRunner:
                 return Outcome("failed", text)
             finished = time.time()
             record.update(started=started, finished=finished, duration=round(finished - started, 6))
-            self._storage.write_text(key, json.dumps(record, separators=(",", ":")))
+            try:
+                text = json.dumps(record, separators=(",", ":"), allow_nan=False)
+            except (TypeError, ValueError):
+                problem = (
+                    f"{task.call} returned a {type(record.get('value')).__name__}, which is not "
+                    "JSON; return None, a bool, number, string, list or dict (write files to "
+                    "current_task().output_dir)"
+                )
+                if final:
+                    self._store_error(message, attempt, problem)
+                return Outcome("failed", problem)
+            self._storage.write_text(key, text)
             return Outcome("done")
         finally:
             context.cleanup()
@@ -258,18 +269,10 @@ class TaskRunner:
             value = function(*task.args, **task.kwargs)
         finally:
             _CURRENT.reset(token)
-        try:
-            json.dumps(value, allow_nan=False)
-        except (TypeError, ValueError):
-            raise _TaskFailedError(
-                f"{task.call} returned a {type(value).__name__}, which is not JSON; return None, "
-                "a bool, number, string, list or dict (write files to current_task().output_dir)"
-            ) from None
         return value
 
     def _resolve(self, call: str) -> Callable[..., Any]:
-        with self._lock:
-            found = self._callables.get(call)
+        found = self._callables.get(call)  # a dict read is atomic; imports take the lock
         if found is not None:
             return found
         module_name, _, attribute = call.partition(":")

@@ -6,9 +6,14 @@ and acknowledged there. A task is acknowledged only after its result is in the s
 a worker that dies mid-task loses nothing: RabbitMQ redelivers the task, and a redelivered
 task whose result exists is not run again.
 
+With a prefetch above 1, a task thread that has more work at hand does not wake the
+connection thread for each finished task, but when it runs out of work or half the prefetch
+window is done (or at the next event or tick); tasks that finished in order are then
+acknowledged with one ``multiple`` ack, which RabbitMQ settles in one step.
+
 Exit status: 0 after a stop message or ``idle_timeout``; 143 after SIGTERM and 130 after
 SIGINT (the tasks in hand get ``grace`` seconds to finish, then they are requeued); 3 when
-the broker stayed unreachable for ``give_up_after`` seconds or refused the credentials.
+the broker stayed unreachable for ``give_up_after`` seconds.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import logging
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
@@ -58,7 +63,7 @@ EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
 
 _LOG = logging.getLogger("workstack.queue.worker")
-_TICK = 0.25  # how often the main loop looks at signals, timers and idleness
+_TICK = 0.25  # the main loop looks at signals, idleness and deferred acks at least this often
 _NOTES_BATCH = 200
 _INTERRUPT_WAIT = 8.0  # after the grace period: time for stopped commands to report
 # A stop message sent this long before the worker started may still be for it (clock skew).
@@ -73,7 +78,6 @@ class _Delivery:
     attempt: int
     body: bytes
     properties: Any
-    cancel: threading.Event = field(default_factory=threading.Event)
     settled: bool = False
 
 
@@ -97,6 +101,12 @@ class Worker:
         self._running: set[_Delivery] = set()
         # Appends and pops of a deque are atomic: task threads hand outcomes to the main one.
         self._outcomes: collections.deque[tuple[_Delivery, Outcome]] = collections.deque()
+        self._wake_pending = False
+        self._wake_batch = max(1, spec.prefetch // 2)
+        self._interrupt = threading.Event()
+        # Deliveries of the current channel not settled yet, by tag (tags only grow).
+        self._unsettled: dict[int, None] = {}
+        self._acks: list[int] = []
         self._notes: list[Completion] = []
         self._notes_scheduled = False
         self._generation = 0
@@ -164,7 +174,7 @@ class Worker:
                         "broker %s unreachable for %.0f s (%s); giving up",
                         redact_url(url),
                         self.spec.give_up_after,
-                        error,
+                        describe_error(error),
                     )
                     return EXIT_UNREACHABLE
                 delay = backoff.next_delay()
@@ -215,10 +225,11 @@ class Worker:
                     self._names.tasks, self._on_message, arguments=arguments
                 )
                 self._last_activity = time.monotonic()
+            self._arm_tick(connection)
             while True:
-                connection.process_data_events(time_limit=_TICK)
+                # Returns after each batch of events (deliveries, finished tasks, the tick).
+                connection.process_data_events(time_limit=None)
                 self._drain_outcomes()
-                self._last_connected = time.monotonic()
                 if self._housekeeping():
                     break
         except BaseException:
@@ -231,6 +242,14 @@ class Worker:
         if connection.is_open:
             connection.close()
 
+    def _arm_tick(self, connection: Any) -> None:
+        def tick() -> None:
+            if connection is self._connection and connection.is_open:
+                self._last_connected = time.monotonic()
+                connection.call_later(_TICK, tick)
+
+        connection.call_later(_TICK, tick)
+
     def _lost_connection(self) -> None:
         # The broker has requeued every delivery of the lost connection: tasks not started
         # are dropped here, running ones finish and their outcome is then ignored. A stop
@@ -240,6 +259,8 @@ class Worker:
         self._channel = self._dead_channel = None
         self._consumer_tag = None
         self._stop_tag = None
+        self._unsettled.clear()
+        self._acks.clear()
 
     def _pause(self, delay: float) -> None:
         deadline = time.monotonic() + delay
@@ -251,25 +272,24 @@ class Worker:
 
     def _on_message(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
         self._last_activity = time.monotonic()
-        headers = properties.headers or {}
-        attempt = _attempt(headers, method.redelivered)
+        tag = method.delivery_tag
+        self._unsettled[tag] = None
+        attempt = _attempt(properties.headers, method.redelivered)
         try:
             message = decode_message(body)
         except MessageError as error:
             _LOG.warning("dead-lettering a malformed message: %s", error)
-            self._dead_letter(
-                method.delivery_tag, body, properties, "malformed", str(error), attempt
-            )
+            self._dead_letter(tag, body, properties, "malformed", str(error), attempt)
             return
         if isinstance(message, StopMessage):
-            self._on_stop(channel, method.delivery_tag, message)
+            self._on_stop(tag, message)
             return
         if self._stop_tag is not None or self._terminating_since is not None:
-            channel.basic_nack(method.delivery_tag, requeue=True)
+            self._nack(tag)
             return
         self._runs_seen.add(message.run)
         delivery = _Delivery(
-            tag=method.delivery_tag,
+            tag=tag,
             generation=self._generation,
             message=message,
             attempt=attempt,
@@ -280,16 +300,16 @@ class Worker:
             self._waiting.append(delivery)
             self._lock.notify()
 
-    def _on_stop(self, channel: Any, tag: int, message: StopMessage) -> None:
+    def _on_stop(self, tag: int, message: StopMessage) -> None:
         ours = message.run in self._runs_seen or message.sent_at >= self._started_at - _STOP_SKEW
         if not ours:
             # Left over from an earlier run (its worker had gone): obeying it would end this
             # run's worker before its work.
             _LOG.info("discarding a stop message of an earlier run (%s)", message.run)
-            channel.basic_ack(tag)
+            self._ack_now(tag)
             return
         if self._stop_tag is not None:
-            channel.basic_nack(tag, requeue=True)  # one stop per worker: this one is another's
+            self._nack(tag)  # one stop per worker: this one is another worker's
             return
         _LOG.info("stop message received; finishing the tasks in hand")
         self._stop_tag = (tag, self._generation)
@@ -307,16 +327,19 @@ class Worker:
             self._settle(delivery, requeue=True)
 
     def _drain_outcomes(self) -> None:
+        self._wake_pending = False
         while True:
             try:
                 delivery, outcome = self._outcomes.popleft()
             except IndexError:
-                return
+                break
             with self._lock:
                 self._running.discard(delivery)
             if delivery.generation != self._generation or self._channel is None:
                 continue  # its connection is gone, so the broker has requeued it
             self._finish(delivery, outcome)
+        if self._acks and (not self._waiting or len(self._acks) >= max(1, self.spec.prefetch // 2)):
+            self._flush_acks()
 
     def _finish(self, delivery: _Delivery, outcome: Outcome) -> None:
         if delivery.settled:
@@ -324,7 +347,7 @@ class Worker:
         message = delivery.message
         if outcome.status in ("done", "cached"):
             delivery.settled = True
-            self._channel.basic_ack(delivery.tag)
+            self._acks.append(delivery.tag)
             if outcome.status == "done":
                 self.completed += 1
             self._note(
@@ -345,7 +368,7 @@ class Worker:
                 message.task.id,
                 delivery.attempt,
                 self.spec.max_attempts,
-                _first_line(outcome.error),
+                _last_line(outcome.error),
             )
             delivery.settled = True
             self._dead_letter(
@@ -362,15 +385,52 @@ class Worker:
                 message.task.id,
                 delivery.attempt,
                 self.spec.max_attempts,
-                _first_line(outcome.error),
+                _last_line(outcome.error),
             )
             self._settle(delivery, requeue=True)
+
+    # -- main thread: acknowledgements -----------------------------------------------------
+
+    def _flush_acks(self) -> None:
+        """Acknowledge finished tasks.
+
+        The longest run of them from the oldest unsettled delivery goes as one ``multiple``
+        ack, the others one by one.
+        """
+        if not self._acks or self._channel is None:
+            self._acks.clear()
+            return
+        done = set(self._acks)
+        self._acks.clear()
+        prefix = 0
+        highest = 0
+        for tag in self._unsettled:
+            if tag not in done:
+                break
+            prefix += 1
+            highest = tag
+        if prefix > 1:
+            self._channel.basic_ack(highest, multiple=True)
+            for tag in [tag for tag in self._unsettled if tag <= highest]:
+                del self._unsettled[tag]
+                done.discard(tag)
+        for tag in sorted(done):
+            self._ack_now(tag)
+
+    def _ack_now(self, tag: int) -> None:
+        self._unsettled.pop(tag, None)
+        self._channel.basic_ack(tag)
+
+    def _nack(self, tag: int) -> None:
+        self._unsettled.pop(tag, None)
+        self._channel.basic_nack(tag, requeue=True)
 
     def _settle(self, delivery: _Delivery, *, requeue: bool) -> None:
         if delivery.settled:
             return
         delivery.settled = True
         if delivery.generation == self._generation and self._channel is not None:
+            self._unsettled.pop(delivery.tag, None)
             self._channel.basic_nack(delivery.tag, requeue=requeue)
 
     def _dead_letter(
@@ -403,9 +463,9 @@ class Worker:
             )
         except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as failure:
             _LOG.error("could not dead-letter a message (%s); requeueing it", failure)
-            self._channel.basic_nack(tag, requeue=True)
+            self._nack(tag)
             return
-        self._channel.basic_ack(tag)
+        self._ack_now(tag)
 
     # -- main thread: completion notes ---------------------------------------------------
 
@@ -456,6 +516,7 @@ class Worker:
             self._stop_consuming()
         if self._terminating_since is not None:
             if not self._busy():
+                self._flush_acks()
                 self._flush_notes()
                 self._exit_code = self._signal_exit_code()
                 return True
@@ -470,9 +531,10 @@ class Worker:
                 raise _RestartError("the broker cancelled the consumer")
         if self._stop_tag is not None:
             if not self._busy():
+                self._flush_acks()
                 tag, generation = self._stop_tag
                 if generation == self._generation:
-                    self._channel.basic_ack(tag)
+                    self._ack_now(tag)
                 self._flush_notes()
                 _LOG.info("worker %s done: %d task(s) run; exiting", self._name, self.completed)
                 self._exit_code = EXIT_DONE
@@ -481,6 +543,7 @@ class Worker:
         idle = self.spec.idle_timeout
         if idle is not None and now - self._last_activity > idle and not self._busy():
             self._stop_consuming()
+            self._flush_acks()
             self._flush_notes()
             _LOG.info("no message for %.0f s; exiting", idle)
             self._exit_code = EXIT_DONE
@@ -490,13 +553,13 @@ class Worker:
     def _interrupt_running(self, now: float) -> None:
         with self._lock:
             running = list(self._running)
-        for delivery in running:
-            if not delivery.cancel.is_set():
+        if not self._interrupt.is_set():
+            for delivery in running:
                 _LOG.warning(
                     "grace period over: stopping task %s and requeueing it",
                     delivery.message.task.id,
                 )
-                delivery.cancel.set()
+            self._interrupt.set()
         # Commands stop and report "interrupted"; a Python call cannot be stopped, so after a
         # while its delivery is requeued and the worker exits without it.
         assert self._terminating_since is not None
@@ -539,11 +602,17 @@ class Worker:
             final = delivery.attempt >= self.spec.max_attempts
             try:
                 outcome = self._runner.run(
-                    delivery.message, attempt=delivery.attempt, final=final, cancel=delivery.cancel
+                    delivery.message, attempt=delivery.attempt, final=final, cancel=self._interrupt
                 )
-            except Exception as error:
+            except Exception as error:  # e.g. the storage is unreachable
                 outcome = Outcome("failed", f"worker error: {type(error).__name__}: {error}")
             self._outcomes.append((delivery, outcome))
+            # Wake the connection thread only when it has to act: this thread is about to
+            # wait for work, or half the prefetch window is finished (so more can come).
+            # Otherwise it drains the outcomes on its next event (a delivery, or the tick).
+            if self._wake_pending or (self._waiting and len(self._outcomes) < self._wake_batch):
+                continue
+            self._wake_pending = True
             connection = self._connection
             if connection is not None:
                 # Closed in the meantime: the main loop drains the outcome anyway.
@@ -554,14 +623,14 @@ class Worker:
 _RECONNECT_ON: tuple[type[BaseException], ...] = (*RETRYABLE_ERRORS, _RestartError)
 
 
-def _attempt(headers: dict[str, Any], redelivered: bool) -> int:
+def _attempt(headers: dict[str, Any] | None, redelivered: bool) -> int:
     """1 for a first delivery; quorum queues count earlier deliveries in x-delivery-count."""
-    count = headers.get("x-delivery-count")
+    count = headers.get("x-delivery-count") if headers else None
     if isinstance(count, int) and not isinstance(count, bool):
         return count + 1
     return 2 if redelivered else 1
 
 
-def _first_line(text: str) -> str:
+def _last_line(text: str) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else ""
