@@ -35,6 +35,7 @@ from workstack.sdk.queue.config import (
 )
 from workstack.sdk.queue.execution import TaskContext, current_task
 from workstack.sdk.queue.messages import MessageError, Stage, Task
+from workstack.sdk.queue.progress import ProgressView
 from workstack.sdk.queue.taskfile import TaskFileError, load_task_files
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ __all__ = [
     "STORAGE_URL_ENV",
     "BrokerError",
     "MessageError",
+    "ProgressView",
     "QueueError",
     "QueueNames",
     "QueueSpec",

@@ -110,12 +110,14 @@ class _Silent:
         pass
 
 
-def make_progress(mode: bool | None) -> ProgressView:
+def make_progress(mode: bool | ProgressView | None) -> ProgressView:
     """The progress view for ``mode``.
 
     A bar when ``mode`` is True (or None on a terminal), log lines when None elsewhere,
-    nothing when False.
+    nothing when False; a :class:`ProgressView` of your own is used as it is.
     """
+    if not (mode is None or isinstance(mode, bool)):
+        return mode
     if mode is False:
         return _Silent()
     if mode or (mode is None and sys.stderr.isatty()):

@@ -485,14 +485,14 @@ class Tasker:
         self,
         tasks: Sequence[Stage] | Iterable[Task | str | Mapping[str, Any]],
         *,
-        progress: bool | None = None,
+        progress: bool | ProgressView | None = None,
     ) -> TaskerReport:
         """Publish every stage in turn, wait for its results, then send the stop messages.
 
         Args:
             tasks: Stages, or tasks (``Task``, command strings, mappings) for a single stage.
             progress: True for a progress bar, False for nothing, None for a bar on a
-                terminal and log lines otherwise.
+                terminal and log lines otherwise, or a :class:`ProgressView` of your own.
 
         Returns:
             The report; ``report.ok`` says whether every task is done.
