@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pika
+import pika.exceptions
 import pytest
 
 from workstack.sdk.queue import QueueNames, Stage, Task, TaskerSpec
@@ -61,15 +62,26 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
 
 @dataclass
 class Counts:
-    """What the output holds against what was published."""
+    """What the output holds against what was published.
+
+    lost: published tasks (not meant to fail) without a result. duplicated: results counted
+    or stored more than once (by the tasker's report, or as output files). unexpected:
+    results of tasks that were not published, or that were meant to fail. extra_runs: times
+    a task's work completed beyond the first; harmless (outputs are keyed by task id and
+    written atomically) but counted, since at-least-once delivery allows it.
+    """
 
     lost: int
     duplicated: int
     unexpected: int
+    extra_runs: int
     effects: dict[str, int] = field(default_factory=dict)
 
     def __str__(self) -> str:
-        return f"lost={self.lost} duplicated={self.duplicated} unexpected={self.unexpected}"
+        return (
+            f"lost={self.lost} duplicated={self.duplicated} unexpected={self.unexpected} "
+            f"extra_runs={self.extra_runs}"
+        )
 
 
 @dataclass
@@ -189,13 +201,19 @@ class QueueHarness:
         return pika.BlockingConnection(pika.URLParameters(self.broker.url)).channel()
 
     def depth(self, suffix: str) -> int:
+        """Ready messages in one of the set's queues (0 while it does not exist yet)."""
         channel = self.channel()
         try:
             return int(
                 channel.queue_declare(f"{self.queue}.{suffix}", passive=True).method.message_count
             )
+        except pika.exceptions.ChannelClosedByBroker as error:
+            if error.reply_code != 404:
+                raise
+            return 0
         finally:
-            channel.connection.close()
+            if channel.connection.is_open:
+                channel.connection.close()
 
     def publish_raw(self, body: bytes) -> None:
         """Publish a message to the tasks queue as something other than the tasker would."""
@@ -231,17 +249,25 @@ class QueueHarness:
     def result(self, task_id: str) -> dict[str, Any]:
         return dict(json.loads(self.storage.read_text(f"results/{task_id}.json")))
 
-    def counts(self, published: list[Task], *, failing: set[str] = frozenset()) -> Counts:  # type: ignore[assignment]
-        """Lost: published tasks (not meant to fail) without a result. Duplicated: work
-        completed more than once. Unexpected: results of tasks not published (or meant to
-        fail)."""
-        expected = {task.id for task in published} - set(failing)
+    def counts(
+        self,
+        published: list[Task],
+        report: TaskerReport,
+        *,
+        failing: frozenset[str] = frozenset(),
+    ) -> Counts:
+        """Count the output against ``published`` (see :class:`Counts`)."""
+        ids = {task.id for task in published}
+        expected = ids - failing
         results = {key[len("results/") : -len(".json")] for key in self.storage.list("results")}
+        outputs = collections.Counter(key.split("/")[1] for key in self.storage.list("outputs"))
         effects = {task_id: len(names) for task_id, names in self.markers("effects").items()}
+        counted = report.done + report.failed
         return Counts(
             lost=len(expected - results),
-            duplicated=sum(count - 1 for count in effects.values() if count > 1),
+            duplicated=max(0, counted - len(ids)) + sum(n - 1 for n in outputs.values() if n > 1),
             unexpected=len(results - expected),
+            extra_runs=sum(count - 1 for count in effects.values() if count > 1),
             effects=effects,
         )
 
