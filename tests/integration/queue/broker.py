@@ -54,6 +54,11 @@ class LocalBroker:
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
+    def pid(self) -> int:
+        """OS process id of the running node (the Erlang VM)."""
+        return int((self.root / "rabbitmq.pid").read_text().strip())
+
+    @property
     def url(self) -> str:
         """AMQP URL of the node (guest is allowed: loopback_users = none, 127.0.0.1 only)."""
         return f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"

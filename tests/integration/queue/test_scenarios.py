@@ -267,3 +267,24 @@ def test_malformed_messages_are_dead_lettered_and_the_worker_keeps_running(
     counts = harness.counts(tasks, report)
     report_counts("malformed messages", counts)
     assert (counts.lost, counts.duplicated, counts.unexpected, counts.extra_runs) == (0, 0, 0, 0)
+
+
+def test_prefetch_and_concurrency_above_one(harness: QueueHarness, report_counts: Report) -> None:
+    # Tasks finish out of order (different lengths, two threads), one fails for good: the
+    # multiple acks must cover only finished tasks, or the broker closes the channel.
+    poison = harness.poison()
+    tasks = [harness.record(n, 0.3 if n % 7 == 0 else 0.0) for n in range(60)] + [poison]
+    options = ("--prefetch", "8", "--concurrency", "2", "--max-attempts", "2")
+    workers = [harness.start_worker(*options) for _ in range(2)]
+    report = harness.run_tasker(tasks, workers=2, max_attempts=2)
+    assert (report.done, report.failed) == (60, 1), report
+    for worker in workers:
+        assert harness.wait_exit(worker) == 0, harness.log(worker)
+        log = harness.log(worker)
+        assert log.count("connected to") == 1, log  # no channel error, no reconnect
+    assert len(_started_by(harness, poison)) == 2
+    assert [json.loads(body)["id"] for body, _ in harness.dead_letters()] == [poison.id]
+    counts = harness.counts(tasks, report, failing=frozenset({poison.id}))
+    report_counts("prefetch 8, concurrency 2, with a poison task", counts)
+    assert (counts.lost, counts.duplicated, counts.unexpected, counts.extra_runs) == (0, 0, 0, 0)
+    assert harness.depth("tasks") == 0
