@@ -215,7 +215,13 @@ class _RunState:
         return report.done + report.failed == report.total
 
     def _stored_results(self) -> set[str]:
-        return stored_ids(self.storage, "results")
+        # Only an optimization (skip finished work) and a fallback (lost notes): if the
+        # storage cannot be listed, publish anyway; workers skip what is done.
+        try:
+            return stored_ids(self.storage, "results")
+        except Exception as error:
+            _LOG.warning("cannot list results in %s (%s)", self.storage.url, error)
+            return set()
 
     # -- news -----------------------------------------------------------------------------
 
@@ -253,7 +259,11 @@ class _RunState:
         if not outstanding:
             return
         stored = self._stored_results()
-        failed = stored_ids(self.storage, "errors")
+        try:
+            failed = stored_ids(self.storage, "errors")
+        except Exception as problem:
+            _LOG.warning("cannot list errors in %s (%s)", self.storage.url, problem)
+            failed = set()
         found = 0
         for task_id in outstanding:
             if task_id in stored:
