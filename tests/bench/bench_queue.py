@@ -460,6 +460,10 @@ def _report(consume: dict[str, list[_Drain]], publish: dict[str, list[float]]) -
     )
     lines += [
         "",
+        "Where a goal is not met, [queue.md](queue.md#performance) says why; the CPU columns "
+        "(user + system time of the worker processes and of the broker, per task) are steadier "
+        "than throughput on a shared machine.",
+        "",
         f"Publishing: the tasker published {PUBLISH_TASKS:,} tasks (asynchronous publisher "
         f"confirms, window 1024, connecting included); the baseline published "
         f"{PUBLISH_BASELINE_TASKS:,} on a blocking channel waiting for each confirm; median of "
