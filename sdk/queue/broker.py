@@ -15,7 +15,6 @@ Topology of a queue set named ``N`` (declared, idempotently, by the tasker and e
 from __future__ import annotations
 
 import random
-import time
 from typing import Any
 
 import pika
@@ -28,6 +27,7 @@ __all__ = [
     "RETRYABLE_ERRORS",
     "Backoff",
     "connection_parameters",
+    "declare",
     "declare_topology",
     "describe_error",
     "fatal_error",
@@ -157,12 +157,3 @@ def declare(url: str, names: QueueNames, max_attempts: int, *, heartbeat: int, n
     finally:
         if connection.is_open:
             connection.close()
-
-
-def sleep_until(deadline: float, should_stop: Any) -> None:
-    """Sleep until ``deadline`` (monotonic), waking early when ``should_stop()`` is true."""
-    while not should_stop():
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return
-        time.sleep(min(remaining, 0.1))

@@ -34,6 +34,7 @@ __all__ = [
     "StopMessage",
     "Task",
     "TaskMessage",
+    "check_unique_ids",
     "decode_message",
     "decode_note",
     "encode_results",
