@@ -1,0 +1,267 @@
+"""Settings of the tasker and the worker, their defaults, and the names of a queue set.
+
+Every default of the queue runtime lives here (``tests/unit/queue/test_config.py`` pins them).
+Specs validate on construction and name the offending field in the error.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+__all__ = [
+    "BROKER_URL_ENV",
+    "DEFAULT_BROKER_URL",
+    "STORAGE_URL_ENV",
+    "BrokerError",
+    "QueueError",
+    "QueueNames",
+    "QueueSpec",
+    "TaskerSpec",
+    "WorkerSpec",
+    "redact_url",
+    "resolve_broker_url",
+]
+
+BROKER_URL_ENV = "WORKSTACK_BROKER_URL"
+STORAGE_URL_ENV = "WORKSTACK_STORAGE_URL"
+# Local mode: a broker on this machine. Without credentials pika uses guest/guest, which
+# RabbitMQ only accepts from localhost; deployed brokers get generated credentials.
+DEFAULT_BROKER_URL = "amqp://127.0.0.1:5672"
+
+_QUEUE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
+
+
+class QueueError(ValueError):
+    """Bad input to the queue runtime (a setting, a task, a message or a task file).
+
+    The message names what is wrong and what is allowed.
+    """
+
+
+class BrokerError(Exception):
+    """The broker refused the connection (credentials, permissions) or stayed unreachable."""
+
+
+def _invalid(field: str, value: object, allowed: str) -> QueueError:
+    return QueueError(f"{field}: {value!r} is not allowed; {allowed}")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***``, for logs and error messages."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port is not None else ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+
+
+def resolve_broker_url(url: str | None) -> str:
+    """The broker URL to use: ``url``, else ``$WORKSTACK_BROKER_URL``, else the local default."""
+    return url or os.environ.get(BROKER_URL_ENV) or DEFAULT_BROKER_URL
+
+
+def _check_broker_url(url: str) -> None:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port validates it
+    except ValueError as error:
+        raise _invalid(
+            "broker_url",
+            redact_url(url),
+            f"expected amqp://[user:password@]host[:port][/vhost] ({error})",
+        ) from None
+    if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
+        raise _invalid(
+            "broker_url",
+            redact_url(url),
+            "expected amqp://[user:password@]host[:port][/vhost] or amqps://...",
+        )
+
+
+@dataclass(frozen=True)
+class QueueNames:
+    """The RabbitMQ objects of one queue set, all derived from its name."""
+
+    name: str
+
+    @property
+    def tasks(self) -> str:
+        """Quorum queue the tasker publishes tasks (and stop messages) to."""
+        return f"{self.name}.tasks"
+
+    @property
+    def results(self) -> str:
+        """Quorum queue of completion notes (and copies of dead letters) for the tasker."""
+        return f"{self.name}.results"
+
+    @property
+    def dead(self) -> str:
+        """Quorum queue that keeps dead-lettered tasks, with their error, for inspection."""
+        return f"{self.name}.dead"
+
+    @property
+    def dead_letter_exchange(self) -> str:
+        """Fanout exchange dead letters go through, to ``dead`` and ``results``."""
+        return f"{self.name}.dlx"
+
+
+@dataclass(kw_only=True, frozen=True)
+class QueueSpec:
+    """What the tasker and the workers of one queue set must agree on.
+
+    Attributes:
+        queue: Name of the queue set: queues and exchange names derive from it.
+        storage_url: Where results, logs and outputs go (see :mod:`workstack.sdk.storage`);
+            results are keyed by task id, which makes redelivered tasks idempotent.
+        broker_url: ``amqp://user:password@host:port/vhost``; ``None`` reads
+            ``$WORKSTACK_BROKER_URL``, else the local default. Never logged with its password.
+        max_attempts: Deliveries a task gets before it is dead-lettered. Every delivery
+            counts, including one ended by a worker crash or a requeue on shutdown.
+        heartbeat: AMQP heartbeat interval in seconds.
+        reconnect_delay: First wait before reconnecting, in seconds; doubles each attempt.
+        reconnect_max_delay: Cap of the wait before reconnecting, in seconds.
+        give_up_after: Seconds without any successful connection after which the process
+            stops trying and fails.
+    """
+
+    queue: str = "workstack"
+    storage_url: str
+    broker_url: str | None = None
+    max_attempts: int = 3
+    heartbeat: int = 30
+    reconnect_delay: float = 0.5
+    reconnect_max_delay: float = 30.0
+    give_up_after: float = 600.0
+
+    def __post_init__(self) -> None:
+        if not _QUEUE_NAME.match(self.queue):
+            raise _invalid(
+                "queue",
+                self.queue,
+                "expected 1-100 of a-z, 0-9, '.', '_', '-', starting with a letter or digit",
+            )
+        if not isinstance(self.storage_url, str) or not self.storage_url.strip():
+            raise _invalid(
+                "storage_url",
+                self.storage_url,
+                "expected a storage URL or path (s3://, gs://, a folder)",
+            )
+        _check_broker_url(self.broker)
+        _check_int("max_attempts", self.max_attempts, 1, 1000)
+        _check_int("heartbeat", self.heartbeat, 1, 3600)
+        _check_positive("reconnect_delay", self.reconnect_delay)
+        _check_positive("reconnect_max_delay", self.reconnect_max_delay)
+        if self.reconnect_max_delay < self.reconnect_delay:
+            raise _invalid(
+                "reconnect_max_delay",
+                self.reconnect_max_delay,
+                f"expected at least reconnect_delay ({self.reconnect_delay})",
+            )
+        _check_positive("give_up_after", self.give_up_after)
+
+    @property
+    def broker(self) -> str:
+        """The broker URL in use (see ``broker_url``)."""
+        return resolve_broker_url(self.broker_url)
+
+    @property
+    def names(self) -> QueueNames:
+        """Names of the queues and exchange of this queue set."""
+        return QueueNames(self.queue)
+
+
+@dataclass(kw_only=True, frozen=True)
+class TaskerSpec(QueueSpec):
+    """How the tasker publishes and waits.
+
+    Attributes:
+        workers: Stop messages to send at the end, one per worker.
+        window: Published tasks that may await their publisher confirm at once.
+        reconcile_interval: Seconds without news after which the tasker checks the storage
+            for results whose completion note it has not seen (a worker killed right after
+            finishing a task can take its last notes with it).
+    """
+
+    workers: int = 1
+    window: int = 1024
+    reconcile_interval: float = 10.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_int("workers", self.workers, 0, 100_000)
+        _check_int("window", self.window, 1, 65_535)
+        _check_positive("reconcile_interval", self.reconcile_interval)
+
+
+@dataclass(kw_only=True, frozen=True)
+class WorkerSpec(QueueSpec):
+    """How a worker consumes.
+
+    Attributes:
+        prefetch: Unacknowledged tasks the broker may hand this worker (AMQP prefetch).
+        concurrency: Tasks run at once, each in its own thread; at most ``prefetch``.
+        idle_timeout: Exit 0 after this many seconds without a message; ``None`` waits for a
+            stop message however long it takes.
+        grace: On SIGTERM, seconds the tasks in hand get to finish before they are requeued.
+        consumer_timeout: Seconds the broker waits for a task's acknowledgement before it
+            closes the channel and requeues the task (``x-consumer-timeout``, RabbitMQ 3.12+;
+            older brokers use their ``consumer_timeout`` setting). Set it above the longest
+            task. ``None`` keeps the broker's setting (30 minutes by default).
+        notify_interval: Completion notes are sent in batches at most this many seconds
+            after a task finished.
+        worker_id: Name in logs and result records; defaults to ``<hostname>-<pid>``.
+    """
+
+    prefetch: int = 1
+    concurrency: int = 1
+    idle_timeout: float | None = 900.0
+    grace: float = 20.0
+    consumer_timeout: float | None = None
+    notify_interval: float = 0.05
+    worker_id: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_int("prefetch", self.prefetch, 1, 65_535)
+        _check_int("concurrency", self.concurrency, 1, 1024)
+        if self.concurrency > self.prefetch:
+            raise _invalid(
+                "concurrency", self.concurrency, f"expected at most prefetch ({self.prefetch})"
+            )
+        if self.idle_timeout is not None:
+            _check_positive("idle_timeout", self.idle_timeout)
+        if not isinstance(self.grace, int | float) or self.grace < 0:
+            raise _invalid("grace", self.grace, "expected seconds, 0 or more")
+        if self.consumer_timeout is not None:
+            _check_positive("consumer_timeout", self.consumer_timeout)
+        _check_positive("notify_interval", self.notify_interval)
+        if self.worker_id is not None and not re.match(r"^[\w.-]{1,100}$", self.worker_id):
+            raise _invalid(
+                "worker_id", self.worker_id, "expected 1-100 of letters, digits, '.', '_', '-'"
+            )
+
+    @property
+    def name(self) -> str:
+        """The worker's name (``worker_id`` or ``<hostname>-<pid>``)."""
+        return self.worker_id or f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _check_int(field: str, value: object, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _invalid(field, value, f"expected an integer from {low} to {high}")
+
+
+def _check_positive(field: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise _invalid(field, value, "expected a number of seconds above 0")

@@ -1,0 +1,76 @@
+"""Local mode on the example workload: `workstack run workloads/simulations --local`."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .broker import LocalBroker
+from .conftest import ROOT
+
+pytestmark = pytest.mark.integration
+
+
+def _run(rabbitmq: LocalBroker, storage: Path) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, WORKSTACK_BROKER_URL=rabbitmq.url)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "workstack",
+            "run",
+            str(ROOT / "workloads" / "simulations"),
+            "--local",
+            "--workers",
+            "2",
+            "--storage",
+            str(storage),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def test_simulations_workload_runs_locally_stage_by_stage(
+    rabbitmq: LocalBroker, tmp_path: Path
+) -> None:
+    storage = tmp_path / "out"
+    done = _run(rabbitmq, storage)
+    assert done.returncode == 0, done.stderr
+    assert "guest:guest" not in done.stderr  # the password is never logged
+    results = [json.loads(p.read_text()) for p in (storage / "results").glob("*.json")]
+    assert len(results) == 14
+    by_stage: dict[str, list[dict[str, float]]] = {}
+    for result in results:
+        by_stage.setdefault(str(result["stage"]), []).append(result)
+    assert {stage: len(items) for stage, items in by_stage.items()} == {
+        "prepare": 1,
+        "simulate": 12,
+        "summarize": 1,
+    }
+    # Each stage started after the one before had finished.
+    order = ["prepare", "simulate", "summarize"]
+    for before, after in itertools.pairwise(order):
+        assert max(r["finished"] for r in by_stage[before]) <= min(
+            r["started"] for r in by_stage[after]
+        )
+    summary = json.loads((storage / "outputs" / "summary" / "summary.json").read_text())
+    assert summary["simulations"] == 12
+    assert set(summary["wss_by_noise"]) == {"0.5", "1.0", "2.0"}
+    # Less noise in the ranking saves more reading.
+    wss = summary["wss_by_noise"]
+    assert wss["0.5"]["mean"] > wss["2.0"]["mean"]
+
+    again = _run(rabbitmq, storage)
+    assert again.returncode == 0, again.stderr
+    assert "1 of 1 task(s) already done in the storage" in again.stderr
+    assert "12 of 12 task(s) already done in the storage" in again.stderr

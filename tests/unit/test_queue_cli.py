@@ -1,0 +1,99 @@
+"""The queue commands reject bad input before touching the broker, naming what is allowed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from workstack.sdk.cli import app
+
+# A port nothing listens on: a command that tried to connect would fail differently (exit 3).
+UNUSED = "amqp://127.0.0.1:9"
+
+
+def _invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def test_a_bad_task_file_publishes_nothing_and_names_the_line(tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs.txt"
+    jobs.write_text("echo ok\n@stagee two\n")
+    code, output = _invoke(
+        "queue", "tasker", "--file", str(jobs), "--storage", str(tmp_path), "--broker", UNUSED
+    )
+    assert code == 2
+    assert f"{jobs}:2: directive '@stagee' is not allowed; only '@stage NAME'" in output
+    assert "nothing was published" in output
+
+
+@pytest.mark.parametrize("extra", [[], ["--file", "a.txt", "--from", "m:f"]])
+def test_tasker_needs_exactly_one_source(tmp_path: Path, extra: list[str]) -> None:
+    code, output = _invoke("queue", "tasker", "--storage", str(tmp_path), *extra)
+    assert code == 2
+    assert "give either --file" in output
+
+
+def test_tasker_from_a_callable_that_is_not_there(tmp_path: Path) -> None:
+    code, output = _invoke(
+        "queue", "tasker", "--from", "no_such_mod:f", "--storage", str(tmp_path), "--broker", UNUSED
+    )
+    assert code == 2
+    assert "entrypoint 'no_such_mod:f': cannot import it" in output
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--concurrency", "2"], "concurrency: 2 is not allowed; expected at most prefetch (1)"),
+        (["--broker", "http://u:secret@h"], "broker_url: 'http://u:***@h' is not allowed"),
+        (["--queue", "Q!"], "queue: 'Q!' is not allowed"),
+        (["--max-attempts", "0"], "max_attempts: 0 is not allowed"),
+        (["--storage", "azure://c/x"], "scheme 'azure'; allowed: s3://, gs://, file://"),
+    ],
+)
+def test_worker_option_errors(tmp_path: Path, options: list[str], message: str) -> None:
+    code, output = _invoke("queue", "worker", "--storage", str(tmp_path), *options)
+    assert code == 2, output
+    assert message in output
+    assert "secret" not in output
+
+
+def test_run_needs_local(tmp_path: Path) -> None:
+    code, output = _invoke("run", str(tmp_path))
+    assert code == 2
+    assert "only `workstack run WORKLOAD_DIR --local` runs here" in output
+
+
+@pytest.mark.parametrize(
+    ("workload", "message"),
+    [
+        (None, "no such file; a workload folder needs workload.yaml"),
+        (
+            "name: x\npattern: queue-workers\nentrypoint: m:f\nreplicas: 3\n",
+            "unknown key(s) ['replicas']",
+        ),
+        ("name: X_1\npattern: queue-workers\nentrypoint: m:f\n", "name: 'X_1' is not allowed"),
+        ("name: x\npattern: cron\nentrypoint: m:f\n", "pattern: 'cron' is not allowed; one of"),
+        (
+            "name: x\npattern: dask\nentrypoint: m:f\n",
+            "local mode supports pattern 'queue-workers'",
+        ),
+        (
+            "name: x\npattern: queue-workers\nentrypoint: nope\n",
+            "entrypoint: 'nope' is not allowed",
+        ),
+        ("name: x\npattern: queue-workers\nentrypoint: m:f\nextras: [gpu]\n", "extras: ['gpu']"),
+        ("name: x\npattern: queue-workers\nentrypoint: missing_mod_q:stages\n", "cannot import it"),
+    ],
+)
+def test_run_local_rejects_bad_workloads(
+    tmp_path: Path, workload: str | None, message: str
+) -> None:
+    if workload is not None:
+        (tmp_path / "workload.yaml").write_text(workload)
+    code, output = _invoke("run", str(tmp_path), "--local", "--broker", UNUSED)
+    assert code == 2, output
+    assert message in output

@@ -1,0 +1,1 @@
+"""Screening simulations: how much reading in ranked order saves before recall is reached."""
