@@ -32,6 +32,7 @@ from workstack.components.manifests import SpecError
 from workstack.components.manifests.pods import ContainerSpec, PodStorage, Resources
 from workstack.components.minikube import MinikubeCluster, MinikubeClusterArgs
 from workstack.components.nfs import NfsStorage, NfsStorageArgs
+from workstack.components.queue_workers import BrokerRef, QueueWorkers, QueueWorkersArgs
 from workstack.components.rabbitmq import RabbitMq, RabbitMqArgs
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "ArgoPipelineArgs",
     "ArgoWorkflows",
     "ArgoWorkflowsArgs",
+    "BrokerRef",
     "BucketStorage",
     "BucketStorageArgs",
     "Cloud",
@@ -60,6 +62,8 @@ __all__ = [
     "NfsStorage",
     "NfsStorageArgs",
     "PodStorage",
+    "QueueWorkers",
+    "QueueWorkersArgs",
     "RabbitMq",
     "RabbitMqArgs",
     "Registry",

@@ -80,6 +80,9 @@ class RabbitMq(pulumi.ComponentResource):
     with ``management_command`` (a port-forward).
     """
 
+    broker_name: str
+    """The RabbitmqCluster, and its Service: ``<broker_name>.<namespace>.svc``."""
+
     secret_name: str
     """The Secret with ``url``, ``username`` and ``password``; workloads read ``url``."""
 
@@ -119,6 +122,7 @@ class RabbitMq(pulumi.ComponentResource):
             k8s_opts, pulumi.ResourceOptions(depends_on=depends)
         )
 
+        self.broker_name = name
         self.secret_name = f"{name}-broker"
         create_object(
             f"{name}-cluster",

@@ -241,6 +241,8 @@ def pod(ctx: typer.Context) -> None:
         run(ctx.args)
     except WorkloadError as error:
         fail(str(error))
+
+
 app.add_typer(queue_app, name="queue")
 
 

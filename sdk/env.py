@@ -5,7 +5,15 @@ Keeping them in one module below both sides means a rename cannot leave the two 
 
 from __future__ import annotations
 
-__all__ = ["BUCKET_URL", "DATA_URL", "NFS_MOUNT_PATH", "NFS_PATH", "WORKLOAD_FILE"]
+__all__ = [
+    "BROKER_URL",
+    "BUCKET_URL",
+    "DATA_URL",
+    "NFS_MOUNT_PATH",
+    "NFS_PATH",
+    "STORAGE_URL",
+    "WORKLOAD_FILE",
+]
 
 NFS_PATH = "WORKSTACK_NFS_PATH"
 """Where the stack's NFS storage is mounted in the container (set when it has NFS)."""
@@ -21,3 +29,9 @@ DATA_URL = "WORKSTACK_DATA_URL"
 
 WORKLOAD_FILE = "WORKSTACK_WORKLOAD"
 """Path of the image's ``workload.yaml``."""
+
+BROKER_URL = "WORKSTACK_BROKER_URL"
+"""The queue pattern's AMQP URL, credentials included (pods read it from the broker's Secret)."""
+
+STORAGE_URL = "WORKSTACK_STORAGE_URL"
+"""Where the queue pattern's tasker and workers keep results."""

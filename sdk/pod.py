@@ -5,7 +5,8 @@ Every workload image has ``ENTRYPOINT ["workstack", "pod"]``, so ``docker run IM
 ``workload.yaml`` filled in:
 
 - job-per-file: ``workstack files run --function <entrypoint> ARGS``;
-- queue-workers: ``workstack queue ARGS`` (``worker ...`` or ``tasker ...``);
+- queue-workers: ``workstack queue ARGS`` (``worker ...`` or ``tasker ...``; a tasker given
+  neither ``--file`` nor ``--from`` publishes what the entrypoint returns);
 - dask: ``workstack dask run ARGS`` (a run config);
 - pipeline: ``workstack pipeline step --entrypoint <entrypoint> ARGS``.
 
@@ -45,6 +46,9 @@ def command_for(spec: WorkloadSpec, args: Sequence[str]) -> list[str]:
     if spec.pattern == "job-per-file":
         return ["files", "run", "--function", spec.entrypoint, *args]
     if spec.pattern == "queue-workers":
+        given = {arg.split("=", 1)[0] for arg in args}
+        if args[:1] == ["tasker"] and not given & {"--from", "--file", "-f"}:
+            return ["queue", "tasker", "--from", spec.entrypoint, *args[1:]]
         return ["queue", *args]
     if spec.pattern == "dask":
         return ["dask", "run", *args]

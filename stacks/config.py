@@ -25,6 +25,8 @@ from workstack.components import (
 )
 from workstack.components.manifests.dask import check_dask_settings
 from workstack.components.manifests.jobs import check_job_settings
+from workstack.components.manifests.queue import check_queue_settings
+from workstack.components.manifests.rabbitmq import RabbitMqSpec
 from workstack.components.manifests.storage import check_bucket_settings, check_nfs_settings
 from workstack.project import ConfigError, Problem, PulumiProject, load_project
 from workstack.sdk.workload import Workload, WorkloadError, load_workload
@@ -91,6 +93,9 @@ class WorkloadsConfig:
         dask_mode: dask: ``plain`` or ``operator``.
         dask_workers: dask: workers (the fewest, when adaptive).
         dask_max_workers: dask: most workers; None when fixed.
+        queue_workers: queue-workers: worker pods at once (the most, under KEDA).
+        queue_mode: queue-workers: ``jobs`` or ``keda``.
+        rabbitmq_replicas: queue-workers: broker nodes.
         install_operators: Install the operators the workloads need.
     """
 
@@ -101,6 +106,9 @@ class WorkloadsConfig:
     dask_mode: str = "plain"
     dask_workers: int = 2
     dask_max_workers: int | None = None
+    queue_workers: int = 4
+    queue_mode: str = "jobs"
+    rabbitmq_replicas: int = 1
     install_operators: bool = True
 
     def of_pattern(self, pattern: str) -> list[Workload]:
@@ -214,6 +222,9 @@ def _workloads(typed: dict[str, Any], cloud: str, stack: str) -> WorkloadsConfig
         dask_mode=typed["daskMode"],
         dask_workers=typed["daskWorkers"],
         dask_max_workers=maximum,
+        queue_workers=typed["queueWorkers"],
+        queue_mode=typed["queueMode"],
+        rabbitmq_replicas=typed["rabbitmqReplicas"],
         install_operators=typed["installOperators"],
     )
     job_keys = {"shards": "workstack:jobShards", "parallelism": "workstack:jobParallelism"}
@@ -244,6 +255,26 @@ def _workloads(typed: dict[str, Any], cloud: str, stack: str) -> WorkloadsConfig
             minimum=settings.dask_workers if maximum else None,
             maximum=maximum,
             threads=1,
+        ),
+    )
+    queue_keys = {
+        "mode": "workstack:queueMode",
+        "workers": "workstack:queueWorkers",
+        "replicas": "workstack:rabbitmqReplicas",
+    }
+    _check(
+        stack,
+        queue_keys,
+        lambda: check_queue_settings(mode=settings.queue_mode, workers=settings.queue_workers),
+    )
+    _check(
+        stack,
+        queue_keys,
+        lambda: RabbitMqSpec(
+            name="rabbitmq",
+            namespace="default",
+            instance="rabbitmq",
+            replicas=settings.rabbitmq_replicas,
         ),
     )
     return settings

@@ -30,6 +30,10 @@ from workstack.components import (
     NfsStorage,
     NfsStorageArgs,
     PodStorage,
+    QueueWorkers,
+    QueueWorkersArgs,
+    RabbitMq,
+    RabbitMqArgs,
     WorkloadIdentity,
     WorkloadIdentityArgs,
     WorkloadImage,
@@ -172,6 +176,34 @@ def deploy_workloads(config: StackConfig, platform: Platform) -> dict[str, pulum
                 install_operator=settings.install_operators,
             ),
         )
+    queued = settings.of_pattern("queue-workers")
+    if queued:
+        broker = RabbitMq(
+            "rabbitmq",
+            RabbitMqArgs(
+                cluster=platform.cluster,
+                replicas=settings.rabbitmq_replicas,
+                install_operator=settings.install_operators,
+            ),
+        )
+        for workload in queued:
+            name = workload.spec.name
+            deployed[name] = QueueWorkers(
+                name,
+                QueueWorkersArgs(
+                    cluster=platform.cluster,
+                    image=image_for(config, platform, workload),
+                    broker=broker,
+                    storage_url=f"{root}/{name}",
+                    tasks_from=workload.spec.entrypoint,
+                    mode=settings.queue_mode,
+                    workers=settings.queue_workers,
+                    storage=storage,
+                    identity=platform.identity,
+                    install_keda=settings.install_operators,
+                ),
+            )
+        pulumi.export("rabbitmq", {"management": broker.management_command})
     pipelines = settings.of_pattern("pipeline")
     if pipelines:
         argo = ArgoWorkflows(

@@ -16,6 +16,9 @@ import typer
 
 from workstack.sdk.queue.config import (
     BROKER_URL_ENV,
+    EXIT_BAD_INPUT,
+    EXIT_BROKER,
+    EXIT_FAILED,
     STORAGE_URL_ENV,
     BrokerError,
     TaskerSpec,
@@ -24,9 +27,6 @@ from workstack.sdk.queue.config import (
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_BROKER", "EXIT_FAILED", "configure_logging", "queue_app"]
 
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_BROKER = 3
 
 queue_app = typer.Typer(
     help="Queue workers on RabbitMQ: a tasker publishes tasks, workers run them.",

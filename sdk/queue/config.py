@@ -12,9 +12,14 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
+from workstack.sdk import env
+
 __all__ = [
     "BROKER_URL_ENV",
     "DEFAULT_BROKER_URL",
+    "EXIT_BAD_INPUT",
+    "EXIT_BROKER",
+    "EXIT_FAILED",
     "STORAGE_URL_ENV",
     "BrokerError",
     "QueueError",
@@ -26,8 +31,15 @@ __all__ = [
     "resolve_broker_url",
 ]
 
-BROKER_URL_ENV = "WORKSTACK_BROKER_URL"
-STORAGE_URL_ENV = "WORKSTACK_STORAGE_URL"
+BROKER_URL_ENV = env.BROKER_URL
+STORAGE_URL_ENV = env.STORAGE_URL
+
+EXIT_FAILED = 1
+"""Tasker: some task failed for good (it is in the dead-letter queue with its error)."""
+EXIT_BAD_INPUT = 2
+"""Bad input: an option, a task file, the storage URL, queues declared with other settings."""
+EXIT_BROKER = 3
+"""The broker refused the connection or stayed unreachable."""
 # Local mode: a broker on this machine. Without credentials pika uses guest/guest, which
 # RabbitMQ only accepts from localhost; deployed brokers get generated credentials.
 DEFAULT_BROKER_URL = "amqp://127.0.0.1:5672"

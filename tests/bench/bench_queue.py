@@ -369,7 +369,7 @@ def _in_turn(
 
 def run() -> str:
     """Measure and return the Markdown section."""
-    from tests.integration.queue.broker import LocalBroker
+    from workstack.sdk.queue.localbroker import LocalBroker
 
     broker = LocalBroker()
     broker.start()

@@ -31,11 +31,13 @@ def containers(deployment: Deployment) -> list[dict[str, Any]]:
 
 def test_each_pattern_is_deployed(stack: tuple[str, Deployment]) -> None:
     _, deployment = stack
-    assert deployment.outputs["workloads"] == ["csv-clean", "dask-bench", "ml-basic"]
+    assert deployment.outputs["workloads"] == ["csv-clean", "dask-bench", "ml-basic", "simulations"]
     kinds = {(o["kind"], o["metadata"].get("name")) for o in rendered_objects(deployment)}
     assert ("Job", "csv-clean") in kinds
     assert ("Deployment", "dask-bench-worker") in kinds
     assert ("WorkflowTemplate", "ml-basic") in kinds
+    assert {("RabbitmqCluster", "rabbitmq"), ("Job", "simulations-tasker")} <= kinds
+    assert ("Job", "simulations-workers") in kinds
     assert set(deployment.outputs["dask"]) == {"dask-bench"}
 
 
@@ -52,7 +54,7 @@ def test_images_are_loaded_on_minikube_and_pushed_by_digest_elsewhere(
 ) -> None:
     name, deployment = stack
     images = deployment.of_type("docker-build:index:Image")
-    assert len(images) == 3
+    assert len(images) == 4
     workload_containers = [c for c in containers(deployment) if "volume-nfs" not in c["image"]]
     if name == "minikube":
         assert all(image.inputs["push"] is False for image in images)
@@ -63,14 +65,18 @@ def test_images_are_loaded_on_minikube_and_pushed_by_digest_elsewhere(
 
 
 def test_workloads_use_the_nfs_mount_by_default(project: PulumiProject) -> None:
-    [job] = [o for o in rendered_objects(deploy(project, "minikube")) if o["kind"] == "Job"]
+    [job] = [
+        o
+        for o in rendered_objects(deploy(project, "minikube"))
+        if o["metadata"]["name"] == "csv-clean"
+    ]
     args = job["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[2:6] == ["--input", "/data/csv-clean/inputs", "--output", "/data/csv-clean/outputs"]
 
 
 def test_a_bucket_only_stack_points_workloads_at_the_bucket(project: PulumiProject) -> None:
     deployment = deploy(project, "minikube", storage="bucket", secrets=MINIO_SECRETS, **MINIO)
-    [job] = [o for o in rendered_objects(deployment) if o["kind"] == "Job"]
+    [job] = [o for o in rendered_objects(deployment) if o["metadata"]["name"] == "csv-clean"]
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["args"][3] == "$(WORKSTACK_BUCKET_URL)/csv-clean/inputs"
     env = {e["name"]: e.get("value") for e in container["env"]}
@@ -80,7 +86,10 @@ def test_a_bucket_only_stack_points_workloads_at_the_bucket(project: PulumiProje
 BAD = [
     (
         {"workloads": '["csv-clean", "fraud-detect"]'},
-        ["workstack:workloads: 'fraud-detect'", "known workloads: csv-clean, dask-bench, ml-basic"],
+        [
+            "workstack:workloads: 'fraud-detect'",
+            "known workloads: csv-clean, dask-bench, ml-basic, simulations",
+        ],
     ),
     ({"workloads": '["csv-clean", "csv-clean"]'}, ["list each workload once"]),
     ({"jobShards": "0"}, ["workstack:jobShards: 0", "integer between 1 and 100000"]),
@@ -91,6 +100,9 @@ BAD = [
         ["workstack:daskWorkers: 3", "must not exceed workstack:daskMaxWorkers (1)"],
     ),
     ({"daskMode": "yarn"}, ["workstack:daskMode: 'yarn'", "allowed: plain, operator"]),
+    ({"queueMode": "forever"}, ["workstack:queueMode: 'forever'", "allowed: jobs, keda"]),
+    ({"queueWorkers": "0"}, ["workstack:queueWorkers: 0", "between 1 and 10000"]),
+    ({"rabbitmqReplicas": "2"}, ["workstack:rabbitmqReplicas: 2", "quorum queues need"]),
 ]
 
 
@@ -111,3 +123,31 @@ def test_docker_host_is_for_minikube_only(project: PulumiProject) -> None:
     ) as caught:
         deploy(project, "gke", dockerHost="ssh://docker@127.0.0.1:2222")
     assert caught.value.deployment.resources == []
+
+
+def test_queue_workers_get_the_stacks_broker_and_storage(project: PulumiProject) -> None:
+    deployment = deploy(project, "minikube", queueWorkers="3")
+    objects = {o["metadata"]["name"]: o for o in rendered_objects(deployment)}
+    workers = objects["simulations-workers"]["spec"]
+    assert workers["parallelism"] == 3
+    [container] = workers["template"]["spec"]["containers"]
+    assert container["args"][4:6] == ["--storage", "/data/simulations"]
+    assert container["env"][-1]["valueFrom"]["secretKeyRef"] == {
+        "name": "rabbitmq-broker",
+        "key": "url",
+    }
+    tasker = objects["simulations-tasker"]["spec"]["template"]["spec"]["containers"][0]
+    assert tasker["args"][tasker["args"].index("--from") + 1] == "simulations.plan:stages"
+    assert deployment.outputs["rabbitmq"] == {
+        "management": "kubectl port-forward -n workstack svc/rabbitmq 15672:15672"
+    }
+
+
+def test_keda_mode_from_the_stack_config(project: PulumiProject) -> None:
+    deployment = deploy(project, "gke", queueMode="keda", queueWorkers="8")
+    kinds = {(o["kind"], o["metadata"]["name"]) for o in rendered_objects(deployment)}
+    assert {
+        ("ScaledJob", "simulations-workers"),
+        ("TriggerAuthentication", "simulations-broker"),
+    } <= kinds
+    assert ("Job", "simulations-workers") not in kinds

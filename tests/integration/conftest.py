@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+
+from workstack.sdk.queue.localbroker import BrokerUnavailableError, LocalBroker
 
 
 @dataclass(frozen=True)
@@ -60,3 +63,28 @@ def s3_server() -> Iterator[S3Server]:
             else:
                 os.environ[key] = value
         server.stop()
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt("SIGTERM")
+
+
+@pytest.fixture(scope="session")
+def rabbitmq() -> Iterator[LocalBroker]:
+    # A run stopped with SIGTERM (a CI timeout) still stops the node: pytest tears fixtures
+    # down on KeyboardInterrupt, but not when SIGTERM's default action kills it.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        broker = LocalBroker()
+        broker.start()
+    except BrokerUnavailableError as error:
+        signal.signal(signal.SIGTERM, previous)
+        pytest.fail(f"RabbitMQ is needed for the queue tests and did not start: {error}")
+    try:
+        yield broker
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # let the node stop completely
+        try:
+            broker.stop()
+        finally:
+            signal.signal(signal.SIGTERM, previous)

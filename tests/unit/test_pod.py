@@ -27,3 +27,12 @@ def test_each_pattern_runs_its_command_with_the_entrypoint() -> None:
         "--step",
         "fit",
     ]
+
+
+def test_a_tasker_publishes_the_entrypoints_tasks_unless_told_otherwise() -> None:
+    queue = spec("queue-workers")
+    assert command_for(queue, ["tasker", "--storage", "/data/s"]) == [
+        "queue", "tasker", "--from", "mod:fn", "--storage", "/data/s",
+    ]  # fmt: skip
+    for given in (["--file", "jobs.txt"], ["-f", "jobs.txt"], ["--from=other:stages"]):
+        assert command_for(queue, ["tasker", *given]) == ["queue", "tasker", *given]

@@ -60,6 +60,9 @@ def test_project_defaults_are_pinned(project: PulumiProject) -> None:
         "daskMode": "plain",
         "daskWorkers": 2,
         "daskMaxWorkers": 0,
+        "queueWorkers": 4,
+        "queueMode": "jobs",
+        "rabbitmqReplicas": 1,
         "installOperators": True,
     }
 

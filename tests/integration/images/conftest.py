@@ -52,25 +52,60 @@ class Engine:
             env={"DOCKER_HOST": self.host, "DOCKER_BUILDKIT": "0"},
         )
 
+    def _options(
+        self,
+        entrypoint: str | None,
+        volumes: dict[Path, str] | None,
+        env: dict[str, str] | None,
+    ) -> list[str]:
+        """Options that run a container the way a restricted pod runs: host network only,
+        read-only root, a /tmp tmpfs, user 10001, ``volumes`` mounted (host folder ->
+        container path), ``env`` set."""
+        options = ["--network", "host", "--read-only", "--tmpfs", "/tmp", "--user", "10001"]
+        for host, container in (volumes or {}).items():
+            options += ["--volume", f"{host}:{container}"]
+        for key, value in (env or {}).items():
+            options += ["--env", f"{key}={value}"]
+        if entrypoint is not None:
+            options += ["--entrypoint", entrypoint]
+        return options
+
     def run(
         self,
         ref: str,
         *args: str,
         entrypoint: str | None = None,
         volumes: dict[Path, str] | None = None,
+        env: dict[str, str] | None = None,
     ) -> str:
-        """Run ``ref`` the way a restricted pod would: host network only, read-only root,
-        a /tmp tmpfs, user 10001, ``volumes`` mounted (host folder -> container path).
+        """Run ``ref`` as a restricted pod would (see ``_options``) and wait for it.
         Returns stdout; fails the test on a non-zero exit."""
-        command = ["run", "--rm", "--network", "host", "--read-only", "--tmpfs", "/tmp"]
-        command += ["--user", "10001"]
-        for host, container in (volumes or {}).items():
-            command += ["--volume", f"{host}:{container}"]
-        if entrypoint is not None:
-            command += ["--entrypoint", entrypoint]
+        command = ["run", "--rm", *self._options(entrypoint, volumes, env)]
         result = self.docker.run([*command, ref, *args], timeout=300)
         assert result.returncode == 0, f"{ref} {args}: {result.stderr}"
         return result.stdout
+
+    def start(
+        self,
+        ref: str,
+        *args: str,
+        volumes: dict[Path, str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> str:
+        """Start ``ref`` in the background like :meth:`run`; returns the container id."""
+        command = ["run", "--detach", *self._options(None, volumes, env)]
+        result = self.docker.run([*command, ref, *args], timeout=120)
+        assert result.returncode == 0, f"{ref} {args}: {result.stderr}"
+        return result.stdout.strip()
+
+    def wait(self, container: str, timeout: float = 300) -> tuple[int, str]:
+        """Wait for a started container; its exit status and logs. The container is removed."""
+        try:
+            waited = self.docker.run(["wait", container], timeout=timeout)
+            logs = self.docker.run(["logs", container], timeout=60)
+            return int(waited.stdout.strip() or -1), logs.stdout + logs.stderr
+        finally:
+            self.docker.run(["rm", "--force", container], timeout=60)
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from workstack.sdk.queue.localbroker import LocalBroker
+
 from .conftest import EXAMPLE_WORKLOADS, Builder, Engine
 
 pytestmark = pytest.mark.integration
@@ -74,3 +76,30 @@ def test_ml_basic_runs_its_steps_one_pod_each(
     metrics = json.loads((data / "metrics.json").read_text())
     assert metrics["test_rows"] == 75
     assert metrics["accuracy"] > 0.8
+
+
+def test_simulations_run_as_a_tasker_pod_and_worker_pods(
+    engine: Engine, build: Builder, rabbitmq: LocalBroker, tmp_path: Path
+) -> None:
+    """The QueueWorkers pods: workers started first (as the worker Job's pods may be), the
+    tasker publishing the entrypoint's stages, each worker exiting 0 on its stop message."""
+    _, image = build(EXAMPLE_WORKLOADS / "simulations")
+    results = shared(tmp_path / "results")
+    env = {"WORKSTACK_BROKER_URL": rabbitmq.url}
+    queue = f"pods-{tmp_path.name[-20:].lower().replace('_', '-')}"
+    worker = ["worker", "--queue", queue, "--storage", "/results", "--idle-timeout", "120"]
+    workers = [
+        engine.start(image.ref, *worker, volumes={results: "/results"}, env=env) for _ in range(2)
+    ]
+    engine.run(
+        image.ref,
+        *("tasker", "--queue", queue, "--storage", "/results", "--workers", "2", "--no-progress"),
+        volumes={results: "/results"},
+        env=env,
+    )
+    for container in workers:
+        status, logs = engine.wait(container)
+        assert status == 0, logs
+    summary = json.loads((results / "outputs" / "summary" / "summary.json").read_text())
+    assert summary["simulations"] == 12
+    assert len(list((results / "results").glob("*.json"))) == 14, "prepare, 12 runs, summary"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import collections
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -27,38 +26,12 @@ import pytest
 
 from workstack.sdk.queue import QueueNames, Stage, Task, TaskerSpec
 from workstack.sdk.queue.broker import declare_topology
+from workstack.sdk.queue.localbroker import LocalBroker
 from workstack.sdk.queue.tasker import Tasker, TaskerReport
 from workstack.sdk.storage import Storage, open_storage
 
-from .broker import BrokerUnavailableError, LocalBroker
-
 ROOT = Path(__file__).resolve().parents[3]
 TASKS = "tests.integration.queue.tasks"
-
-
-def _interrupt(_signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt("SIGTERM")
-
-
-@pytest.fixture(scope="session")
-def rabbitmq() -> Iterator[LocalBroker]:
-    # A run stopped with SIGTERM (a CI timeout) still stops the node: pytest tears fixtures
-    # down on KeyboardInterrupt, but not when SIGTERM's default action kills it.
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        broker = LocalBroker()
-        broker.start()
-    except BrokerUnavailableError as error:
-        signal.signal(signal.SIGTERM, previous)
-        pytest.fail(f"RabbitMQ is needed for the queue tests and did not start: {error}")
-    try:
-        yield broker
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # let the node stop completely
-        try:
-            broker.stop()
-        finally:
-            signal.signal(signal.SIGTERM, previous)
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:

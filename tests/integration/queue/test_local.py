@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from .broker import LocalBroker
+from workstack.sdk.queue.localbroker import LocalBroker
+
 from .conftest import ROOT
 
 pytestmark = pytest.mark.integration

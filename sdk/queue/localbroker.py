@@ -1,4 +1,4 @@
-"""A private RabbitMQ node on 127.0.0.1 for tests and benchmarks.
+"""A private RabbitMQ node on 127.0.0.1 for local runs, the demo, tests and benchmarks.
 
 It runs Debian's ``rabbitmq-server`` (scripts/deps/rabbitmq.sh installs it) as the current
 user with its own node name, data folder, Erlang cookie and free ports (AMQP, distribution,
