@@ -22,8 +22,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 setup: $(STAMP)
 	$(BIN)/pip install --quiet --no-deps -e . --config-settings editable_mode=strict
 
+# Every example workload locally (RabbitMQ for the queue example: installed if missing, a
+# private node started for the run), then the minikube stack rendered and checked offline.
 demo: setup
-	$(BIN)/workstack render --stack minikube --validate
+	bash scripts/deps/rabbitmq.sh
+	$(BIN)/workstack demo
 
 lint: setup
 	$(BIN)/ruff check .

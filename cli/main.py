@@ -31,6 +31,11 @@ def _require_deploy_extra() -> None:
         fail("this command needs the deploy tools: pip install 'workstack[deploy]'")
 
 
+ProjectOption = Annotated[
+    Path, typer.Option("--project", help="Folder of Pulumi.yaml (or one below it).")
+]
+
+
 # Deploy-side but Pulumi-free: builds need only the core install and docker.
 app.add_typer(image_app, name="image")
 
@@ -102,6 +107,80 @@ def render(
             raise typer.Exit(1)
 
 
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Outputs go to OUT/<workload name>.")] = Path("out"),
+    workers: Annotated[int, typer.Option(help="Processes per workload.")] = 2,
+    broker: Annotated[
+        str | None,
+        typer.Option(
+            envvar="WORKSTACK_BROKER_URL",
+            help="RabbitMQ for the queue example; default one on 127.0.0.1:5672, else a "
+            "private node started for the demo.",
+            show_default=False,
+        ),
+    ] = None,
+    stack: Annotated[str, typer.Option(help="Stack rendered offline at the end.")] = "minikube",
+    project_dir: ProjectOption = Path(),
+) -> None:
+    """Run every example workload locally, then render a stack offline: no cloud, no cluster.
+
+    Each folder under workloads/ runs with `workstack run --local` (the entrypoints its pods
+    use); then the stack's program runs under Pulumi's mocks and every object it would create
+    is checked against the Kubernetes schemas and CRDs. Exits 1 if anything failed.
+    """
+    import logging
+
+    from rich.console import Console
+
+    from workstack.demo import DemoStep, local_broker, render_check, run_examples
+    from workstack.project import find_project
+
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+    console = Console()
+    try:
+        project = find_project(project_dir)
+    except FileNotFoundError as error:
+        fail(str(error))
+
+    def report(step: DemoStep) -> None:
+        mark = "[green]ok[/]" if step.ok else "[red]FAILED[/]"
+        console.print(f"{mark} {step.name} ({step.pattern}, {step.seconds:.1f} s): {step.summary}")
+        if step.output:
+            console.print(f"   output: {step.output}", soft_wrap=True)
+
+    console.print(f"[bold]Running the example workloads locally[/] (outputs in {out}/)")
+    steps = run_examples(
+        project.root / "workloads",
+        out.resolve(),
+        workers=workers,
+        broker_url=lambda: local_broker(broker, console.print),
+        on_step=report,
+    )
+
+    ok = all(step.ok for step in steps)
+    if _deploy_extra_installed():
+        console.print(f"[bold]Rendering stack {stack!r} offline[/] (Pulumi mocks, no cluster)")
+        check = render_check(project, stack)
+        kinds = ", ".join(f"{count} {kind}" for kind, count in check.kinds.items())
+        console.print(f"{check.objects} Kubernetes objects: {kinds}")
+        for message in check.errors:
+            console.print(f"[red]INVALID[/] {message}")
+        console.print(f"schema check: {len(check.errors)} errors")
+        console.print(f"see them all: workstack render --stack {stack} --validate")
+        ok = ok and not check.errors
+    if not ok:
+        raise typer.Exit(1)
+
+
+def _deploy_extra_installed() -> bool:
+    try:
+        import pulumi  # noqa: F401
+    except ModuleNotFoundError:
+        return False
+    return True
+
+
 def main() -> None:
     """Console entry point."""
     app()
@@ -113,9 +192,6 @@ env_app = typer.Typer(
 )
 app.add_typer(env_app, name="env")
 
-ProjectOption = Annotated[
-    Path, typer.Option("--project", help="Folder of Pulumi.yaml (or one below it).")
-]
 BackendOption = Annotated[
     str,
     typer.Option(

@@ -17,7 +17,7 @@ import typer
 if TYPE_CHECKING:
     from workstack.sdk.pipeline import Pipeline
 
-from workstack.sdk.queue.cli import EXIT_BAD_INPUT, EXIT_BROKER, queue_app
+from workstack.sdk.queue.cli import EXIT_BROKER, queue_app
 
 __all__ = ["EXIT_USAGE", "app", "fail"]
 
@@ -250,40 +250,86 @@ app.add_typer(queue_app, name="queue")
 def run(
     workload_dir: Annotated[Path, typer.Argument(help="The workload folder (workload.yaml).")],
     local: Annotated[bool, typer.Option("--local", help="Run here, as local processes.")] = False,
-    workers: Annotated[int, typer.Option(help="Worker processes (queue-workers).")] = 2,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Where outputs go; default out/<workload name>.", show_default=False),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(help="Processes: file pool, Dask workers or queue workers.")
+    ] = 2,
+    input_url: Annotated[
+        str | None,
+        typer.Option(
+            "--input",
+            help="job-per-file: input folder or URL; default the workload's data/.",
+            show_default=False,
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="dask: a run config (its dask_cluster sets the workers); default the "
+            "entrypoint with its default arguments on --workers workers.",
+            show_default=False,
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option(help="pipeline: run steps that are up to date.")] = False,
     broker: Annotated[
         str | None,
         typer.Option(
             "--broker",
             envvar="WORKSTACK_BROKER_URL",
-            help="RabbitMQ URL; default amqp://127.0.0.1:5672.",
+            help="queue-workers: RabbitMQ URL; default amqp://127.0.0.1:5672.",
             show_default=False,
         ),
     ] = None,
-    storage: Annotated[
-        str | None,
-        typer.Option(help="Where results go; default out/<workload name>.", show_default=False),
+    progress: Annotated[
+        bool | None,
+        typer.Option(
+            "--progress/--no-progress",
+            help="Progress bar; default: on a terminal.",
+            show_default=False,
+        ),
     ] = None,
 ) -> None:
-    """Run a workload with the same entrypoints as on the cluster (only --local here)."""
+    """Run a workload here with the entrypoints its pods use, in its pattern's local mode.
+
+    job-per-file: every input through the function, skipping finished outputs; queue-workers:
+    the tasker and --workers worker processes on RabbitMQ; dask: a local cluster; pipeline:
+    the steps in order, skipping those up to date. Exits 0 on success, 2 on bad input, 3
+    when the broker is unreachable, else the pattern's failure status.
+    """
     if not local:
-        typer.echo(
-            "error: only `workstack run WORKLOAD_DIR --local` runs here; on a cluster, deploy "
-            "the workload with `pulumi up` on a stack",
-            err=True,
+        fail(
+            "only `workstack run WORKLOAD_DIR --local` runs here; on a cluster, deploy the "
+            "workload with `pulumi up` on a stack"
         )
-        raise typer.Exit(EXIT_BAD_INPUT)
+    from workstack.sdk.local import LocalRun, default_out, run_workload
     from workstack.sdk.queue.cli import configure_logging
     from workstack.sdk.queue.config import BrokerError
-    from workstack.sdk.queue.local import run_local
+    from workstack.sdk.workload import load_workload
 
+    _logging()
     configure_logging()
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # a local cluster's chatter
     try:
-        code = run_local(workload_dir, broker_url=broker, workers=workers, storage_url=storage)
+        workload = load_workload(workload_dir)
+        result = run_workload(
+            workload,
+            LocalRun(
+                out=(out or default_out(workload)).resolve(),
+                workers=workers,
+                input_url=input_url,
+                config=config,
+                force=force,
+                broker_url=broker,
+                progress=progress,
+            ),
+        )
     except BrokerError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(EXIT_BROKER) from None
     except ValueError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
-    raise typer.Exit(code)
+        fail(str(error))
+    typer.echo(f"{workload.spec.name}: {result.summary}; output: {result.output}")
+    raise typer.Exit(result.exit_code)

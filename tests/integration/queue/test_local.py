@@ -30,7 +30,7 @@ def _run(rabbitmq: LocalBroker, storage: Path) -> subprocess.CompletedProcess[st
             "--local",
             "--workers",
             "2",
-            "--storage",
+            "--out",
             str(storage),
         ],
         env=env,
