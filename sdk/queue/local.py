@@ -7,6 +7,8 @@ them through the environment, never the command line, so it does not show in pro
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -34,6 +36,7 @@ __all__ = ["load_stages_from", "run_local"]
 
 _LOG = logging.getLogger("workstack.queue.local")
 _WORKER_EXIT_WAIT = 60.0
+_PR_SET_PDEATHSIG = 1
 
 
 def load_stages_from(entrypoint: str, root: str | Path | None = None) -> list[Stage]:
@@ -110,7 +113,10 @@ def run_local(
     command = [sys.executable, "-m", "workstack.sdk.queue", "worker", "--queue", declared.name]
     processes = [
         subprocess.Popen(
-            [*command, "--worker-id", f"local-{index}", *worker_args], cwd=root, env=env
+            [*command, "--worker-id", f"local-{index}", *worker_args],
+            cwd=root,
+            env=env,
+            preexec_fn=_terminate_with_parent,
         )
         for index in range(workers)
     ]
@@ -150,6 +156,16 @@ def _check_broker(spec: TaskerSpec) -> None:
             "start a RabbitMQ there (docs/queue.md#running-locally) or give another with "
             "--broker / WORKSTACK_BROKER_URL"
         ) from None
+
+
+def _terminate_with_parent() -> None:
+    """Have the kernel send the worker SIGTERM when the thread that started it dies (Linux).
+
+    Even when the local run is killed with SIGKILL, its workers requeue what they hold and
+    exit instead of living on without the tasker. Elsewhere this does nothing.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _wait(processes: list[subprocess.Popen[bytes]]) -> list[int]:

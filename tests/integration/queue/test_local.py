@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,52 @@ def test_simulations_workload_runs_locally_stage_by_stage(
     assert again.returncode == 0, again.stderr
     assert "1 of 1 task(s) already done in the storage" in again.stderr
     assert "12 of 12 task(s) already done in the storage" in again.stderr
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_workers_do_not_outlive_a_killed_local_run(rabbitmq: LocalBroker, tmp_path: Path) -> None:
+    folder = tmp_path / "slow"
+    folder.mkdir()
+    (folder / "workload.yaml").write_text(
+        "name: slow\npattern: queue-workers\nentrypoint: plan:stages\nextras: [queue]\n"
+    )
+    (folder / "plan.py").write_text("def stages():\n    return ['sleep 60', 'sleep 61']\n")
+    run = subprocess.Popen(
+        [sys.executable, "-m", "workstack", "run", str(folder), "--local", "--out",
+         str(tmp_path / "out"), "--no-progress"],
+        env=dict(os.environ, WORKSTACK_BROKER_URL=rabbitmq.url),
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert run.stderr is not None
+    for line in run.stderr:
+        if "worker process(es)" in line:
+            break
+    time.sleep(3)  # the tasker has published and each worker has taken its task
+    workers = _children(run.pid)
+    assert len(workers) == 2, workers
+    run.kill()
+    run.wait()
+    deadline = time.monotonic() + 40  # a worker's grace (20 s) and the requeue
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in workers), "workers outlived the run that started them"
