@@ -60,6 +60,7 @@ class RegisteredResource:
         parent: URN of the parent resource (empty for children of the stack).
         protect: Whether ``pulumi destroy`` would refuse to delete it.
         retain_on_delete: Whether deleting it would leave the cloud resource behind.
+        depends_on: URNs of the resources it waits for (``depends_on`` and its inputs').
     """
 
     type: str
@@ -70,6 +71,11 @@ class RegisteredResource:
     parent: str = ""
     protect: bool = False
     retain_on_delete: bool = False
+    depends_on: tuple[str, ...] = ()
+
+    def waits_for(self, name: str) -> bool:
+        """Whether it depends on a resource whose logical name is ``name``."""
+        return any(urn.rsplit("::", 1)[-1] == name for urn in self.depends_on)
 
     @property
     def is_kubernetes_object(self) -> bool:
@@ -129,6 +135,7 @@ class _Options:
     parent: str
     protect: bool
     retain_on_delete: bool
+    depends_on: tuple[str, ...] = ()
 
 
 class _OfflineCloud(pulumi.runtime.Mocks):
@@ -152,6 +159,7 @@ class _OfflineCloud(pulumi.runtime.Mocks):
                 parent=options.parent,
                 protect=options.protect,
                 retain_on_delete=options.retain_on_delete,
+                depends_on=options.depends_on,
             )
         )
         state = dict(args.inputs)
@@ -263,6 +271,7 @@ class _OfflineMonitor(MockMonitor):
             parent=request.parent,
             protect=bool(request.protect),
             retain_on_delete=bool(request.retainOnDelete),
+            depends_on=tuple(request.dependencies),
         )
         return super().RegisterResource(request)  # type: ignore[no-untyped-call]
 

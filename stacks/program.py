@@ -159,10 +159,13 @@ def deploy_workloads(config: StackConfig, platform: Platform) -> dict[str, pulum
                 parallelism=settings.job_parallelism,
             ),
         )
+    first_dask: DaskCluster | None = None
     for workload in settings.of_pattern("dask"):
         name = workload.spec.name
         adaptive = settings.dask_max_workers is not None
-        deployed[name] = DaskCluster(
+        # One operator per namespace: the first cluster installs it, the others wait for it.
+        after_first = pulumi.ResourceOptions(depends_on=[first_dask] if first_dask else [])
+        deployed[name] = dask_cluster = DaskCluster(
             name,
             DaskClusterArgs(
                 cluster=platform.cluster,
@@ -173,9 +176,11 @@ def deploy_workloads(config: StackConfig, platform: Platform) -> dict[str, pulum
                 maximum=settings.dask_max_workers,
                 storage=storage,
                 identity=platform.identity,
-                install_operator=settings.install_operators,
+                install_operator=settings.install_operators and first_dask is None,
             ),
+            after_first,
         )
+        first_dask = first_dask or dask_cluster
     queued = settings.of_pattern("queue-workers")
     if queued:
         broker = RabbitMq(
@@ -186,9 +191,12 @@ def deploy_workloads(config: StackConfig, platform: Platform) -> dict[str, pulum
                 install_operator=settings.install_operators,
             ),
         )
+        first_queue: QueueWorkers | None = None
         for workload in queued:
             name = workload.spec.name
-            deployed[name] = QueueWorkers(
+            # KEDA is installed once, with the first workload; the others wait for it.
+            after_first = pulumi.ResourceOptions(depends_on=[first_queue] if first_queue else [])
+            deployed[name] = queue_workers = QueueWorkers(
                 name,
                 QueueWorkersArgs(
                     cluster=platform.cluster,
@@ -200,9 +208,12 @@ def deploy_workloads(config: StackConfig, platform: Platform) -> dict[str, pulum
                     workers=settings.queue_workers,
                     storage=storage,
                     identity=platform.identity,
-                    install_keda=settings.install_operators,
+                    install_keda=settings.install_operators and first_queue is None,
+                    keda_namespace=platform.cluster.namespace_name,
                 ),
+                after_first,
             )
+            first_queue = first_queue or queue_workers
         pulumi.export("rabbitmq", {"management": broker.management_command})
     pipelines = settings.of_pattern("pipeline")
     if pipelines:

@@ -151,3 +151,40 @@ def test_keda_mode_from_the_stack_config(project: PulumiProject) -> None:
         ("TriggerAuthentication", "simulations-broker"),
     } <= kinds
     assert ("Job", "simulations-workers") not in kinds
+
+
+def test_operators_are_installed_once_for_several_workloads(project: PulumiProject) -> None:
+    """Two Dask and two queue workloads in operator and KEDA mode share one chart of each."""
+    import dataclasses
+
+    from stacks.config import parse_stack_config
+    from stacks.program import compose
+    from workstack.offline import run_function
+
+    settings = project.read_stack("minikube")
+    values = dict(settings.values) | {
+        "workstack:daskMode": "operator",
+        "workstack:queueMode": "keda",
+        "workstack:workloads": '["dask-bench", "simulations"]',
+    }
+    config = parse_stack_config(project, "minikube", values)
+    twins = tuple(
+        dataclasses.replace(w, spec=dataclasses.replace(w.spec, name=f"{w.spec.name}-2"))
+        for w in config.workloads.workloads
+    )
+    config = dataclasses.replace(
+        config,
+        workloads=dataclasses.replace(
+            config.workloads, workloads=config.workloads.workloads + twins
+        ),
+    )
+    deployment = run_function(lambda: compose(config))
+    charts = sorted(c.inputs["chart"] for c in deployment.of_type("kubernetes:helm.sh/v4:Chart"))
+    assert charts == ["dask-kubernetes-operator", "keda"]
+    kinds = {(o["kind"], o["metadata"]["name"]) for o in rendered_objects(deployment)}
+    assert {("ScaledJob", "simulations-workers"), ("ScaledJob", "simulations-2-workers")} <= kinds
+    by_name = {r.name: r for r in deployment.resources if r.type.startswith("workstack:workload:")}
+    # Depending on a component means depending on its children: here the charts.
+    assert by_name["simulations-2"].waits_for("simulations-keda")
+    assert by_name["dask-bench-2"].waits_for("dask-bench-operator")
+    assert not by_name["simulations"].depends_on
