@@ -201,7 +201,7 @@ def test_children_are_named_after_the_component() -> None:
     [
         ({"workload_dir": "nowhere"}, "workload_dir", "expected an existing folder"),
         ({"base_image": "Bad Image"}, "base_image", "expected an image reference"),
-        ({"docker_host": "192.168.49.2:2376"}, "docker_host", "unix://, tcp://, ssh://"),
+        ({"docker_host": "192.0.2.49:2376"}, "docker_host", "unix://, tcp://, ssh://"),
         ({"wheelhouse": "/tmp/wh"}, "wheelhouse", "set offline=True"),
         ({"repository": "team/app:1"}, "repository", "without registry or tag"),
         ({"context_dir": " "}, "context_dir", "expected a folder path"),

@@ -303,7 +303,7 @@ BAD_STORAGE = [
         {"storage": "bucket", "bucketName": "google-data"},
         ["workstack:bucketName: 'google-data'", "containing 'google'"],
     ),
-    ("eks", {"storage": "bucket", "bucketName": "192.168.0.1"}, ["not shaped like an IP address"]),
+    ("eks", {"storage": "bucket", "bucketName": "192.0.2.1"}, ["not shaped like an IP address"]),
     (
         "minikube",
         {"nfsSize": "ten gigs"},
