@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-deps
 
-.PHONY: setup system-deps demo test lint unit bench clean
+.PHONY: setup system-deps demo test lint unit bench clean schema
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ unit: setup system-deps
 	$(BIN)/pytest
 
 test: lint unit
+
+# Pulumi.yaml's config block is generated from the settings models.
+schema: setup
+	$(BIN)/python -m stacks.schema --write
 
 # Benchmarks compare ratios measured in one run and rewrite docs/benchmarks.md.
 bench: setup system-deps

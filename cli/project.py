@@ -15,6 +15,9 @@ from typing import Any, Literal
 
 import yaml
 
+from workstack.components.manifests.settings import Problem
+from workstack.sdk.errors import WorkstackError
+
 __all__ = [
     "ConfigError",
     "ConfigKey",
@@ -29,20 +32,7 @@ ConfigType = Literal["string", "integer", "boolean", "array"]
 SECRET_PLACEHOLDER = "[secret]"
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a stack's config: the key, its value and what is allowed."""
-
-    key: str
-    value: object
-    allowed: str
-
-    def __str__(self) -> str:
-        shown = "(missing)" if self.value is None else repr(self.value)
-        return f"{self.key}: {shown} is not allowed; {self.allowed}"
-
-
-class ConfigError(ValueError):
+class ConfigError(WorkstackError, ValueError):
     """A stack's config is invalid. Lists every problem found, each naming its key."""
 
     def __init__(self, stack: str, problems: list[Problem]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
@@ -17,9 +17,9 @@ from workstack.components.identity import WorkloadIdentity
 from workstack.components.manifests import SpecError
 from workstack.components.manifests.labels import standard_labels
 from workstack.components.manifests.pods import PodStorage
-from workstack.components.manifests.storage import bucket_pod_storage, check_bucket_settings
+from workstack.components.manifests.storage import BucketSettings, bucket_pod_storage
 
-__all__ = ["BucketStorage", "BucketStorageArgs"]
+__all__ = ["BucketSettings", "BucketStorage", "BucketStorageArgs"]
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -29,36 +29,20 @@ class BucketStorageArgs:
     Attributes:
         cluster: The cluster whose workloads use the bucket; its kind picks the backend (S3 on
             EKS, GCS on GKE, an S3-compatible endpoint for minikube).
-        bucket_name: Bucket name; None lets Pulumi generate a unique one (not for minikube,
-            whose bucket must already exist on the endpoint).
+        settings: Name, versioning and (minikube) the endpoint and its keys; checked for the
+            cluster's cloud.
         identities: Workload identities granted read and write access to the bucket's objects.
-        versioning: Keep old versions of overwritten and deleted objects.
         force_destroy: Let ``pulumi destroy`` delete a bucket that still holds objects. Turn
             on for ephemeral stacks; off, a non-empty bucket survives to protect the data.
-        location: GCS location; None is the cluster's region.
-        endpoint_url: minikube only: the S3-compatible endpoint (e.g. MinIO).
-        access_key_id: minikube only: the endpoint's access key, as a Pulumi secret.
-        secret_access_key: minikube only: the endpoint's secret key, as a Pulumi secret.
     """
 
     cluster: KubernetesCluster
-    bucket_name: str | None = None
+    settings: BucketSettings = field(default_factory=BucketSettings)
     identities: tuple[WorkloadIdentity, ...] = ()
-    versioning: bool = False
     force_destroy: bool = False
-    location: str | None = None
-    endpoint_url: str | None = None
-    access_key_id: pulumi.Input[str] | None = None
-    secret_access_key: pulumi.Input[str] | None = None
 
     def __post_init__(self) -> None:
-        check_bucket_settings(
-            cloud=self.cluster.cloud,
-            bucket_name=self.bucket_name,
-            endpoint_url=self.endpoint_url,
-            access_key_given=self.access_key_id is not None,
-            secret_key_given=self.secret_access_key is not None,
-        )
+        object.__setattr__(self, "settings", self.settings.validated_for(cloud=self.cluster.cloud))
 
 
 class BucketStorage(pulumi.ComponentResource):
@@ -104,9 +88,12 @@ class BucketStorage(pulumi.ComponentResource):
             self.url = self.bucket_name.apply(lambda bucket: f"gs://{bucket}")
             self.pod_storage = bucket_pod_storage(self.url)
         else:
-            assert args.bucket_name is not None
-            self.bucket_name = pulumi.Output.from_input(args.bucket_name)
-            self.url = pulumi.Output.from_input(f"s3://{args.bucket_name}")
+            settings = args.settings
+            assert settings.name is not None
+            assert settings.access_key_id is not None
+            assert settings.secret_access_key is not None
+            self.bucket_name = pulumi.Output.from_input(settings.name)
+            self.url = pulumi.Output.from_input(f"s3://{settings.name}")
             secret = f"{name}-s3-endpoint"
             create_object(
                 f"{name}-credentials",
@@ -123,9 +110,9 @@ class BucketStorage(pulumi.ComponentResource):
                     "type": "Opaque",
                     "stringData": pulumi.Output.secret(
                         {
-                            "AWS_ACCESS_KEY_ID": args.access_key_id,
-                            "AWS_SECRET_ACCESS_KEY": args.secret_access_key,
-                            "AWS_ENDPOINT_URL_S3": args.endpoint_url,
+                            "AWS_ACCESS_KEY_ID": settings.access_key_id.get_secret_value(),
+                            "AWS_SECRET_ACCESS_KEY": settings.secret_access_key.get_secret_value(),
+                            "AWS_ENDPOINT_URL_S3": settings.endpoint,
                         }
                     ),
                 },
@@ -181,9 +168,9 @@ class BucketStorage(pulumi.ComponentResource):
     def _s3(name: str, args: BucketStorageArgs, child: pulumi.ResourceOptions) -> aws.s3.Bucket:
         bucket = aws.s3.Bucket(
             f"{name}-bucket",
-            bucket=args.bucket_name,
+            bucket=args.settings.name,
             # Without a name, a unique one is generated from this prefix.
-            bucket_prefix=None if args.bucket_name else "workstack-",
+            bucket_prefix=None if args.settings.name else "workstack-",
             force_destroy=args.force_destroy,
             opts=child,
         )
@@ -205,7 +192,9 @@ class BucketStorage(pulumi.ComponentResource):
         aws.s3.BucketVersioning(
             f"{name}-versioning",
             bucket=bucket.id,
-            versioning_configuration={"status": "Enabled" if args.versioning else "Suspended"},
+            versioning_configuration={
+                "status": "Enabled" if args.settings.versioning else "Suspended"
+            },
             opts=child,
         )
         aws.s3.BucketLifecycleConfiguration(
@@ -230,13 +219,13 @@ class BucketStorage(pulumi.ComponentResource):
     ) -> gcp.storage.Bucket:
         bucket = gcp.storage.Bucket(
             f"{name}-bucket",
-            name=args.bucket_name,
+            name=args.settings.name,
             project=cluster.project,
-            location=(args.location or cluster.region).upper(),
+            location=(args.settings.location or cluster.region).upper(),
             uniform_bucket_level_access=True,
             public_access_prevention="enforced",
             force_destroy=args.force_destroy,
-            versioning={"enabled": args.versioning},
+            versioning={"enabled": args.settings.versioning},
             lifecycle_rules=[
                 {
                     "action": {"type": "AbortIncompleteMultipartUpload"},

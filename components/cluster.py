@@ -9,10 +9,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from workstack.components._objects import create_object
-from workstack.components.manifests import NamespaceSpec, SpecError, build_namespace
-from workstack.components.manifests.validation import require_int
+from workstack.components.manifests import NamespaceSpec, build_namespace
 
-__all__ = ["Cloud", "KubernetesCluster", "Registry", "check_node_range"]
+__all__ = ["Cloud", "KubernetesCluster", "Registry"]
 
 Cloud = Literal["minikube", "gke", "eks"]
 
@@ -44,18 +43,6 @@ class Registry:
         if self.kind == "ecr":
             return self.url.apply(lambda url: f"{url}:{image}-{tag}")
         return self.url.apply(lambda url: f"{url}/{image}:{tag}")
-
-
-def check_node_range(min_nodes: int, max_nodes: int) -> None:
-    """Validate an autoscaling node range: ``0 <= min_nodes <= max_nodes``, ``max_nodes >= 1``.
-
-    Raises:
-        SpecError: Naming ``min_nodes`` or ``max_nodes``.
-    """
-    require_int("min_nodes", min_nodes, minimum=0, maximum=1000)
-    require_int("max_nodes", max_nodes, minimum=1, maximum=1000)
-    if min_nodes > max_nodes:
-        raise SpecError("min_nodes", min_nodes, f"must not exceed max_nodes ({max_nodes})")
 
 
 class KubernetesCluster(pulumi.ComponentResource):

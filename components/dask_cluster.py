@@ -17,16 +17,16 @@ from workstack.components.manifests.dask import (
     DASK_OPERATOR_CHART,
     DASK_OPERATOR_REPO,
     DASK_OPERATOR_VERSION,
-    DaskSpec,
+    DaskSettings,
+    DaskTarget,
     build_dask_operator_resources,
     build_plain_dask,
-    check_dask_settings,
     dask_operator_values,
     scheduler_address,
 )
-from workstack.components.manifests.pods import PodStorage, Resources
+from workstack.components.manifests.pods import PodStorage
 
-__all__ = ["DaskCluster", "DaskClusterArgs"]
+__all__ = ["DaskCluster", "DaskClusterArgs", "DaskSettings"]
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -36,48 +36,23 @@ class DaskClusterArgs:
     Attributes:
         cluster: Where it runs (the workload namespace and provider).
         image: The workload image (with the ``dask`` extra): a ``WorkloadImage`` or a reference.
-        mode: ``plain`` (Deployments and a Service) or ``operator`` (the dask-kubernetes
-            operator's ``DaskCluster``; needed for adaptive scaling).
-        workers: Fixed number of workers; None with ``minimum``/``maximum``.
-        minimum: Fewest workers when adaptive (operator mode, a ``DaskAutoscaler``).
-        maximum: Most workers when adaptive.
-        threads: Threads per worker.
-        worker_resources: CPU and memory per worker.
-        scheduler_resources: CPU and memory of the scheduler.
         storage: Storages the pods mount.
         identity: Service account of the pods (bucket access comes with it).
         install_operator: Operator mode: install the operator chart (pinned to
             ``DASK_OPERATOR_VERSION``) in the namespace. Turn off for a second cluster in a
             namespace that has one.
+        settings: Mode, size, threads and resources.
     """
 
     cluster: KubernetesCluster
     image: ImageInput
-    mode: str = "plain"
-    workers: int | None = 2
-    minimum: int | None = None
-    maximum: int | None = None
-    threads: int = 1
-    worker_resources: Resources = field(
-        default_factory=lambda: Resources(cpu="1", memory="2Gi", cpu_limit="1")
-    )
-    scheduler_resources: Resources = field(
-        default_factory=lambda: Resources(cpu="250m", memory="1Gi", cpu_limit="1")
-    )
     storage: tuple[PodStorage, ...] = ()
     identity: WorkloadIdentity | None = None
     install_operator: bool = True
+    settings: DaskSettings = field(default_factory=DaskSettings)
 
     def __post_init__(self) -> None:
         ImageRef.of(self.image)
-        workers = None if self.minimum is not None or self.maximum is not None else self.workers
-        check_dask_settings(
-            mode=self.mode,
-            workers=workers,
-            minimum=self.minimum,
-            maximum=self.maximum,
-            threads=self.threads,
-        )
 
 
 class DaskCluster(pulumi.ComponentResource):
@@ -106,26 +81,19 @@ class DaskCluster(pulumi.ComponentResource):
         k8s_opts = pulumi.ResourceOptions(
             parent=self, provider=cluster.provider, depends_on=[cluster]
         )
-        adaptive = args.minimum is not None or args.maximum is not None
         image = ImageRef.of(args.image)
-        spec = DaskSpec(
+        target = DaskTarget(
             name=name,
             namespace=namespace,
             instance=name,
             image=image.ref,
             pull_policy=image.pull_policy,
-            mode=args.mode,
-            workers=None if adaptive else args.workers,
-            minimum=args.minimum,
-            maximum=args.maximum,
-            threads=args.threads,
-            worker_resources=args.worker_resources,
-            scheduler_resources=args.scheduler_resources,
             storage=args.storage,
             service_account=args.identity.service_account if args.identity else None,
         )
-        if args.mode == "plain":
-            for obj in build_plain_dask(spec):
+        settings = args.settings
+        if settings.mode == "plain":
+            for obj in build_plain_dask(target, settings):
                 create_object(
                     f"{name}-{obj['kind'].lower()}-{obj['metadata']['name']}", obj, k8s_opts
                 )
@@ -146,7 +114,7 @@ class DaskCluster(pulumi.ComponentResource):
             custom = pulumi.ResourceOptions.merge(
                 k8s_opts, pulumi.ResourceOptions(depends_on=depends)
             )
-            for obj in build_dask_operator_resources(spec):
+            for obj in build_dask_operator_resources(target, settings):
                 create_object(f"{name}-{obj['kind'].lower()}", obj, custom)
 
         self.scheduler_address = pulumi.Output.from_input(scheduler_address(name, namespace))

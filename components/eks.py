@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_eks as eks
 
 from workstack.components._aws import service_account_role
-from workstack.components.cluster import KubernetesCluster, Registry, check_node_range
-from workstack.components.manifests import SpecError, require_choice, require_dns1123_label
+from workstack.components.cluster import KubernetesCluster, Registry
+from workstack.components.manifests.clusters import EksClusterArgs
 
-__all__ = ["EKS_IDENTITY_MODES", "EksCluster", "EksClusterArgs"]
-
-EKS_IDENTITY_MODES = ("pod-identity", "irsa")
-
-_CLUSTER_NAME = re.compile(r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$")
-_VERSION = re.compile(r"^1\.[0-9]{2}$")
-_IAM_PRINCIPAL = re.compile(r"^arn:aws[a-z-]*:(iam|sts)::[0-9]{12}:[A-Za-z0-9+=,.@_/-]+$")
+__all__ = ["EksCluster", "EksClusterArgs"]
 _ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
 _EBS_CSI_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
 _EBS_CSI_SERVICE_ACCOUNT = "ebs-csi-controller-sa"
@@ -29,70 +21,6 @@ _NODE_POLICIES = (
     "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
     "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryPullOnly",
 )
-
-
-@dataclass(kw_only=True, frozen=True)
-class EksClusterArgs:
-    """Arguments for :class:`EksCluster`.
-
-    Attributes:
-        cluster_name: EKS cluster name; also names the ECR repository (lowercased).
-        instance_types: Node instance types; several help Spot find capacity.
-        min_nodes: Lower bound of the managed node group.
-        max_nodes: Upper bound of the managed node group.
-        spot: Use Spot capacity for the node group.
-        kubernetes_version: Control plane version such as ``1.33``; None lets EKS choose.
-        admin_principal_arns: IAM users or roles given cluster-admin through access entries,
-            besides whoever runs ``pulumi up`` (who is made admin at creation).
-        identity: How pods get AWS credentials: ``pod-identity`` (the EKS Pod Identity agent
-            add-on) or ``irsa`` (an IAM OIDC provider for IAM Roles for Service Accounts).
-        deletion_protection: Refuse deletion of the cluster. Turn off for ephemeral stacks.
-        force_delete_images: Let ``pulumi destroy`` delete the ECR repository with its images.
-            Turn on for ephemeral stacks.
-        vpc_id: VPC for the cluster; None uses the account's default VPC.
-        subnet_ids: Subnets for control plane and nodes; empty uses the VPC's subnets.
-        namespace: Workload namespace to create.
-    """
-
-    cluster_name: str
-    instance_types: tuple[str, ...] = ("m6i.large",)
-    min_nodes: int = 1
-    max_nodes: int = 3
-    spot: bool = False
-    kubernetes_version: str | None = None
-    admin_principal_arns: tuple[str, ...] = ()
-    identity: str = "pod-identity"
-    deletion_protection: bool = True
-    force_delete_images: bool = False
-    vpc_id: str | None = None
-    subnet_ids: tuple[str, ...] = ()
-    namespace: str = "workstack"
-
-    def __post_init__(self) -> None:
-        if not _CLUSTER_NAME.match(self.cluster_name):
-            raise SpecError(
-                "cluster_name",
-                self.cluster_name,
-                "expected 1-100 of A-Z, a-z, 0-9, '-' and '_', starting with a letter or digit",
-            )
-        if not self.instance_types or not all(t.strip() for t in self.instance_types):
-            raise SpecError("instance_types", self.instance_types, "expected one or more types")
-        check_node_range(self.min_nodes, self.max_nodes)
-        if self.kubernetes_version is not None and not _VERSION.match(self.kubernetes_version):
-            raise SpecError(
-                "kubernetes_version", self.kubernetes_version, "expected a version such as 1.33"
-            )
-        for arn in self.admin_principal_arns:
-            if not _IAM_PRINCIPAL.match(arn):
-                raise SpecError(
-                    "admin_principal_arns",
-                    arn,
-                    "expected an IAM user or role ARN such as arn:aws:iam::123456789012:role/admin",
-                )
-        require_choice("identity", self.identity, EKS_IDENTITY_MODES)
-        if self.subnet_ids and self.vpc_id is None:
-            raise SpecError("subnet_ids", self.subnet_ids, "subnet_ids need vpc_id to be set")
-        require_dns1123_label("namespace", self.namespace)
 
 
 class EksCluster(KubernetesCluster):

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
 import pulumi
 import pulumi_gcp as gcp
 
-from workstack.components.cluster import KubernetesCluster, Registry, check_node_range
-from workstack.components.manifests import (
-    SpecError,
-    build_gke_kubeconfig,
-    require_choice,
-    require_dns1123_label,
-)
+from workstack.components.cluster import KubernetesCluster, Registry
+from workstack.components.manifests import build_gke_kubeconfig
+from workstack.components.manifests.clusters import GkeClusterArgs
 
-__all__ = ["GKE_RELEASE_CHANNELS", "GkeCluster", "GkeClusterArgs"]
+__all__ = ["GkeCluster", "GkeClusterArgs"]
 
-GKE_RELEASE_CHANNELS = ("RAPID", "REGULAR", "STABLE", "EXTENDED")
-
-_PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-_REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
-_ZONE = re.compile(r"^([a-z]+-[a-z]+[0-9]+)-[a-z]$")
 # Roles the node service account needs to ship logs and metrics; nothing else.
 _NODE_ROLES = (
     "roles/logging.logWriter",
@@ -31,65 +19,6 @@ _NODE_ROLES = (
     "roles/stackdriver.resourceMetadata.writer",
 )
 _CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
-
-
-@dataclass(kw_only=True, frozen=True)
-class GkeClusterArgs:
-    """Arguments for :class:`GkeCluster`.
-
-    Attributes:
-        project: Google Cloud project id.
-        location: A region (``europe-west1``: regional control plane, nodes in every zone) or a
-            zone (``europe-west1-b``: cheaper, one zone).
-        cluster_name: GKE cluster name; also prefixes the node service account and the
-            Artifact Registry repository.
-        machine_type: Node machine type.
-        min_nodes: Lower bound of the node pool autoscaler (across all zones).
-        max_nodes: Upper bound of the node pool autoscaler (across all zones).
-        spot: Run nodes on Spot VMs (cheaper, may be reclaimed).
-        release_channel: GKE release channel that drives control plane and node upgrades.
-        deletion_protection: Refuse ``pulumi destroy`` of the cluster. Turn off for ephemeral
-            stacks.
-        namespace: Workload namespace to create.
-    """
-
-    project: str
-    location: str
-    cluster_name: str
-    machine_type: str = "e2-standard-4"
-    min_nodes: int = 1
-    max_nodes: int = 3
-    spot: bool = False
-    release_channel: str = "REGULAR"
-    deletion_protection: bool = True
-    namespace: str = "workstack"
-
-    def __post_init__(self) -> None:
-        if not _PROJECT_ID.match(self.project):
-            raise SpecError(
-                "project", self.project, "expected a Google Cloud project id (6-30 of a-z, 0-9, -)"
-            )
-        if not (_REGION.match(self.location) or _ZONE.match(self.location)):
-            raise SpecError(
-                "location",
-                self.location,
-                "expected a region such as europe-west1 or a zone such as europe-west1-b",
-            )
-        # GKE allows 40 characters, starting with a letter.
-        require_dns1123_label("cluster_name", self.cluster_name, max_length=40)
-        if not self.cluster_name[0].isalpha():
-            raise SpecError("cluster_name", self.cluster_name, "must start with a letter on GKE")
-        if not self.machine_type.strip():
-            raise SpecError("machine_type", self.machine_type, "expected a machine type")
-        check_node_range(self.min_nodes, self.max_nodes)
-        require_choice("release_channel", self.release_channel, GKE_RELEASE_CHANNELS)
-        require_dns1123_label("namespace", self.namespace)
-
-    @property
-    def region(self) -> str:
-        """The region that holds ``location`` (the location itself when it is a region)."""
-        zone = _ZONE.match(self.location)
-        return zone.group(1) if zone else self.location
 
 
 class GkeCluster(KubernetesCluster):

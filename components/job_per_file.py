@@ -15,16 +15,16 @@ from workstack.components.manifests import SpecError
 from workstack.components.manifests.jobs import (
     MANIFEST_FILE,
     MANIFEST_MOUNT,
-    IndexedJobSpec,
+    JobSettings,
     build_indexed_job,
     build_manifest_config_map,
-    check_job_settings,
+    files_args,
     manifest_text,
 )
-from workstack.components.manifests.pods import ContainerSpec, PodStorage, Resources
+from workstack.components.manifests.pods import ContainerSpec, PodStorage
 from workstack.sdk.files import JobError, check_locations
 
-__all__ = ["JobPerFile", "JobPerFileArgs"]
+__all__ = ["JobPerFile", "JobPerFileArgs", "JobSettings"]
 
 CONTAINER = "work"
 
@@ -43,18 +43,12 @@ class JobPerFileArgs:
         command: Or a shell command template with ``{input}`` and ``{output}``.
         storage: Storages the pods mount (``NfsStorage.pod_storage``, ``BucketStorage...``).
         identity: Service account the pods run as (bucket access comes with it).
-        shards: Indexes the inputs are split over (the Job's ``completions``).
-        parallelism: Pods at once.
-        retries_per_index: Retries of a failing index (not for bad input, not for disruption).
-        max_failed_indexes: Fail the Job once this many indexes failed; None: run them all.
-        ttl_seconds_after_finished: Delete the finished Job and its pods after this long.
-        active_deadline_seconds: Fail the Job if it runs longer.
-        resources: CPU and memory per pod.
         files: A frozen input list known at deploy time (kept in a ConfigMap); None lets
             each pod list the inputs itself.
         manifest_url: Or a frozen list written to storage (``workstack files manifest``).
         glob: Only inputs matching this pattern, e.g. ``*.csv``.
         suffix: Output extension replacing the input's, e.g. ``.parquet``.
+        settings: Split, retries, bounds and resources of the Job.
     """
 
     cluster: KubernetesCluster
@@ -65,40 +59,42 @@ class JobPerFileArgs:
     command: str | None = None
     storage: tuple[PodStorage, ...] = ()
     identity: WorkloadIdentity | None = None
-    shards: int = 10
-    parallelism: int = 4
-    retries_per_index: int = 2
-    max_failed_indexes: int | None = None
-    ttl_seconds_after_finished: int = 86_400
-    active_deadline_seconds: int = 6 * 3600
-    resources: Resources = field(default_factory=Resources)
     files: tuple[str, ...] | None = None
     manifest_url: str | None = None
     glob: str | None = None
     suffix: str | None = None
+    settings: JobSettings = field(default_factory=JobSettings)
 
     def __post_init__(self) -> None:
         ImageRef.of(self.image)
-        if (self.function is None) == (self.command is None):
-            raise SpecError("function", self.function, "give exactly one of function or command")
+        self.args()  # neither or both of function and command
         if self.files is not None and self.manifest_url is not None:
             raise SpecError("files", "(set)", "give files or manifest_url, not both")
         if self.files is not None:
             manifest_text(self.files)
-        check_job_settings(
-            shards=self.shards,
-            parallelism=self.parallelism,
-            retries_per_index=self.retries_per_index,
-            max_failed_indexes=self.max_failed_indexes,
-            ttl_seconds_after_finished=self.ttl_seconds_after_finished,
-            active_deadline_seconds=self.active_deadline_seconds,
-        )
         for name in ("input_url", "output_url"):
             check_reachable(name, getattr(self, name), self.storage)
         try:
             check_locations(comparable(self.input_url), comparable(self.output_url))
         except JobError as error:
             raise SpecError("output_url", self.output_url, str(error)) from None
+
+    def args(self) -> tuple[str, ...]:
+        """The pods' ``workstack files run`` arguments."""
+        if self.files is not None:
+            manifest: str | None = f"{MANIFEST_MOUNT}/{MANIFEST_FILE}"
+        else:
+            manifest = self.manifest_url
+        return files_args(
+            input_url=self.input_url,
+            output_url=self.output_url,
+            shards=self.settings.shards,
+            function=self.function,
+            command=self.command,
+            manifest=manifest,
+            glob=self.glob,
+            suffix=self.suffix,
+        )
 
 
 class JobPerFile(pulumi.ComponentResource):
@@ -123,15 +119,6 @@ class JobPerFile(pulumi.ComponentResource):
         k8s = pulumi.ResourceOptions(parent=self, provider=cluster.provider, depends_on=[cluster])
         self.job_name = name
         image = ImageRef.of(args.image)
-        command = ["files", "run", "--input", args.input_url, "--output", args.output_url]
-        command += ["--shards", str(args.shards)]
-        command += (
-            ["--function", args.function] if args.function else ["--command", str(args.command)]
-        )
-        for flag, value in (("--glob", args.glob), ("--suffix", args.suffix)):
-            if value is not None:
-                command += [flag, value]
-
         config_map = None
         if args.files is not None:
             config_map = f"{name}-inputs"
@@ -145,11 +132,7 @@ class JobPerFile(pulumi.ComponentResource):
                 ),
                 k8s,
             )
-            command += ["--manifest", f"{MANIFEST_MOUNT}/{MANIFEST_FILE}"]
-        elif args.manifest_url is not None:
-            command += ["--manifest", args.manifest_url]
-
-        spec = IndexedJobSpec(
+        job = build_indexed_job(
             name=name,
             namespace=cluster.namespace_name,
             instance=name,
@@ -158,20 +141,13 @@ class JobPerFile(pulumi.ComponentResource):
                 image=image.ref,
                 pull_policy=image.pull_policy,
                 command=("workstack",),
-                args=tuple(command),
-                resources=args.resources,
+                args=args.args(),
             ),
-            shards=args.shards,
-            parallelism=args.parallelism,
-            retries_per_index=args.retries_per_index,
-            max_failed_indexes=args.max_failed_indexes,
-            ttl_seconds_after_finished=args.ttl_seconds_after_finished,
-            active_deadline_seconds=args.active_deadline_seconds,
+            settings=args.settings,
             storage=args.storage,
             service_account=args.identity.service_account if args.identity else None,
             manifest_config_map=config_map,
         )
-        job = build_indexed_job(spec)
         # A batch run may take hours: `pulumi up` creates the Job and returns instead of
         # waiting for it (watch it with kubectl); the Job's own deadline bounds it.
         job["metadata"]["annotations"] = {"pulumi.com/skipAwait": "true"}

@@ -2,49 +2,12 @@
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-from pathlib import Path
-
 import pulumi
 
 from workstack.components.cluster import KubernetesCluster
-from workstack.components.manifests import SpecError, require_dns1123_label
+from workstack.components.manifests.clusters import MinikubeClusterArgs
 
 __all__ = ["MinikubeCluster", "MinikubeClusterArgs"]
-
-
-@dataclass(kw_only=True, frozen=True)
-class MinikubeClusterArgs:
-    """Arguments for :class:`MinikubeCluster`.
-
-    Attributes:
-        kubeconfig_path: Kubeconfig file to use. None means the first entry of ``$KUBECONFIG``,
-            or ``~/.kube/config``, as kubectl would choose.
-        context: Kubeconfig context naming the cluster; ``minikube`` is what minikube writes.
-        namespace: Workload namespace to create.
-        delete_unreachable: Let ``pulumi destroy`` forget objects if the cluster is already
-            gone (deleted minikube); for preview stacks.
-    """
-
-    kubeconfig_path: str | None = None
-    context: str = "minikube"
-    namespace: str = "workstack"
-    delete_unreachable: bool = False
-
-    def __post_init__(self) -> None:
-        if self.kubeconfig_path is not None and not self.kubeconfig_path.strip():
-            raise SpecError("kubeconfig_path", self.kubeconfig_path, "expected a file path or None")
-        if not self.context.strip():
-            raise SpecError("context", self.context, "expected a kubeconfig context name")
-        require_dns1123_label("namespace", self.namespace)
-
-    def resolved_kubeconfig_path(self) -> str:
-        """The kubeconfig file this cluster is reached through."""
-        if self.kubeconfig_path is not None:
-            return str(Path(self.kubeconfig_path).expanduser())
-        from_env = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
-        return from_env or str(Path("~/.kube/config").expanduser())
 
 
 class MinikubeCluster(KubernetesCluster):

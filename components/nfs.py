@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -16,17 +16,15 @@ from workstack.components.manifests import NamespaceSpec, build_namespace
 from workstack.components.manifests.pods import PodStorage
 from workstack.components.manifests.security import WORKLOAD_GID, WORKLOAD_UID
 from workstack.components.manifests.storage import (
-    NFS_MODES,
     NFS_PORTS,
-    NfsServerSpec,
+    NfsSettings,
     build_claim,
     build_nfs_server,
     build_static_volume,
-    check_nfs_settings,
     nfs_pod_storage,
 )
 
-__all__ = ["NFS_MODES", "NfsStorage", "NfsStorageArgs"]
+__all__ = ["NfsSettings", "NfsStorage", "NfsStorageArgs"]
 
 _FILESTORE_CLASS = "standard-rwx"
 
@@ -37,26 +35,17 @@ class NfsStorageArgs:
 
     Attributes:
         cluster: The cluster whose workload namespace gets the claim.
-        mode: ``in-cluster`` (an NFS server pod with a disk of its own; works on every cluster)
-            or ``managed`` (Filestore on GKE, EFS on EKS).
-        size: Capacity. Filestore's smallest instance is 1Ti.
-        claim_name: Name of the PersistentVolumeClaim workloads mount.
-        storage_class: In-cluster mode: StorageClass of the server's disk (None: the default).
+        settings: Mode, size, claim name and disk class; checked for the cluster's cloud.
         protect_data: Refuse to delete the data (the server's disk, or the EFS file system)
             on ``pulumi destroy``. Leave off for ephemeral stacks.
     """
 
     cluster: KubernetesCluster
-    mode: str = "in-cluster"
-    size: str = "10Gi"
-    claim_name: str = "shared-data"
-    storage_class: str | None = None
+    settings: NfsSettings = field(default_factory=NfsSettings)
     protect_data: bool = False
 
     def __post_init__(self) -> None:
-        check_nfs_settings(
-            cloud=self.cluster.cloud, mode=self.mode, size=self.size, claim_name=self.claim_name
-        )
+        object.__setattr__(self, "settings", self.settings.validated_for(cloud=self.cluster.cloud))
 
 
 class NfsStorage(pulumi.ComponentResource):
@@ -84,20 +73,20 @@ class NfsStorage(pulumi.ComponentResource):
         self, name: str, args: NfsStorageArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("workstack:storage:NfsStorage", name, None, opts)
-        cluster = args.cluster
-        self.claim_name = args.claim_name
-        self.pod_storage = nfs_pod_storage(args.claim_name)
+        cluster, settings = args.cluster, args.settings
+        self.claim_name = settings.claim_name
+        self.pod_storage = nfs_pod_storage(settings.claim_name)
         k8s = pulumi.ResourceOptions(parent=self, provider=cluster.provider, depends_on=[cluster])
         data = pulumi.ResourceOptions(protect=args.protect_data)
 
-        if args.mode == "in-cluster":
+        if settings.mode == "in-cluster":
             self.server = self._in_cluster(name, args, k8s, data)
         elif isinstance(cluster, GkeCluster):
             claim = build_claim(
-                name=args.claim_name,
+                name=settings.claim_name,
                 namespace=cluster.namespace_name,
                 instance=name,
-                size=args.size,
+                size=settings.size,
                 storage_class=_FILESTORE_CLASS,
             )
             create_object(f"{name}-claim", claim, pulumi.ResourceOptions.merge(k8s, data))
@@ -130,14 +119,12 @@ class NfsStorage(pulumi.ComponentResource):
         in_namespace = pulumi.ResourceOptions.merge(
             k8s, pulumi.ResourceOptions(depends_on=[created])
         )
-        spec = NfsServerSpec(
-            name=f"{args.claim_name}-server",
+        disk, deployment, service = build_nfs_server(
+            name=f"{args.settings.claim_name}-server",
             namespace=namespace,
             instance=name,
-            size=args.size,
-            storage_class=args.storage_class,
+            settings=args.settings,
         )
-        disk, deployment, service = build_nfs_server(spec)
         create_object(f"{name}-disk", disk, pulumi.ResourceOptions.merge(in_namespace, data))
         create_object(f"{name}-server", deployment, in_namespace)
         service_resource = create_object(f"{name}-service", service, in_namespace)
@@ -238,9 +225,9 @@ class NfsStorage(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions,
     ) -> None:
         volume, claim = build_static_volume(
-            name=args.claim_name,
+            name=args.settings.claim_name,
             instance=name,
-            size=args.size,
+            size=args.settings.size,
             claim_namespace=args.cluster.namespace_name,
             source=source,
         )

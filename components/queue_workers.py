@@ -14,19 +14,20 @@ from workstack.components.cluster import KubernetesCluster
 from workstack.components.identity import WorkloadIdentity
 from workstack.components.image import ImageInput, ImageRef
 from workstack.components.manifests import require_dns1123_label
-from workstack.components.manifests.pods import PodStorage, Resources
+from workstack.components.manifests.pods import PodStorage
 from workstack.components.manifests.queue import (
     KEDA_CHART,
     KEDA_CHART_VERSION,
     KEDA_REPO,
-    QueueWorkersSpec,
+    QueueSettings,
+    QueueTarget,
     build_keda_broker_policy,
     build_queue_workers,
     keda_values,
 )
 from workstack.components.rabbitmq import RabbitMq
 
-__all__ = ["BrokerRef", "QueueWorkers", "QueueWorkersArgs"]
+__all__ = ["BrokerRef", "QueueSettings", "QueueWorkers", "QueueWorkersArgs"]
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -72,29 +73,14 @@ class QueueWorkersArgs:
             ``entrypoint`` of a queue-workers ``workload.yaml``).
         task_files: Or task files the tasker pod can read (one task per line).
         queue: Queue set name; defaults to the component's name.
-        mode: ``jobs`` (a worker Job with ``workers`` pods) or ``keda`` (a ScaledJob that
-            starts up to ``workers`` worker Jobs while tasks wait, none when the queue is
-            empty).
-        workers: Worker pods at once.
-        prefetch: Unacknowledged tasks per worker.
-        concurrency: Tasks a worker runs at once (threads); at most ``prefetch``.
-        max_attempts: Deliveries before a task is dead-lettered with its error.
-        idle_timeout: Seconds without a message after which a worker exits 0; None: 900 in
-            ``jobs`` mode (covers the tasker's start), 60 under KEDA.
-        grace: On SIGTERM, seconds the task in hand gets before it is requeued.
-        consumer_timeout: Seconds the broker waits for an ack; None keeps the broker's.
         tasker: Run the tasker Job; turn off when tasks are published from elsewhere.
         storage: Storages the pods mount (``NfsStorage.pod_storage``, ``BucketStorage...``).
         identity: Service account the pods run as (bucket access comes with it).
-        worker_resources: CPU and memory per worker.
-        tasker_resources: CPU and memory of the tasker.
-        retries: Pod failures a Job tolerates (crashes, an unreachable broker).
-        ttl_seconds_after_finished: Delete finished Jobs and their pods after this long.
-        active_deadline_seconds: Fail a Job that runs longer.
         install_keda: KEDA mode: install the pinned KEDA chart in the namespace, watching
             only it. Turn off when the cluster has KEDA already (it is cluster-wide: CRDs,
             an APIService), and give ``keda_namespace``.
         keda_namespace: Namespace of the cluster's KEDA operator when not installed here.
+        settings: Mode, workers, prefetch, attempts, timeouts and resources.
     """
 
     cluster: KubernetesCluster
@@ -104,31 +90,17 @@ class QueueWorkersArgs:
     tasks_from: str | None = None
     task_files: tuple[str, ...] = ()
     queue: str | None = None
-    mode: str = "jobs"
-    workers: int = 4
-    prefetch: int = 1
-    concurrency: int = 1
-    max_attempts: int = 3
-    idle_timeout: float | None = None
-    grace: float = 20.0
-    consumer_timeout: float | None = None
     tasker: bool = True
     storage: tuple[PodStorage, ...] = ()
     identity: WorkloadIdentity | None = None
-    worker_resources: Resources = field(default_factory=Resources)
-    tasker_resources: Resources = field(
-        default_factory=lambda: Resources(cpu="100m", memory="256Mi", cpu_limit="500m")
-    )
-    retries: int = 6
-    ttl_seconds_after_finished: int = 86_400
-    active_deadline_seconds: int = 24 * 3600
     install_keda: bool = True
     keda_namespace: str = "keda"
+    settings: QueueSettings = field(default_factory=QueueSettings)
 
-    def spec(self, name: str, namespace: str, image: ImageRef | None = None) -> QueueWorkersSpec:
-        """The pattern's spec (validated); without ``image``, a stand-in for checks."""
+    def target(self, name: str, namespace: str, image: ImageRef | None = None) -> QueueTarget:
+        """What runs where (validated); without ``image``, a stand-in for checks."""
         broker = BrokerRef.of(self.broker)
-        return QueueWorkersSpec(
+        return QueueTarget(
             name=name,
             namespace=namespace,
             instance=name,
@@ -141,29 +113,16 @@ class QueueWorkersArgs:
             tasks_from=self.tasks_from,
             task_files=self.task_files,
             queue=self.queue or name,
-            mode=self.mode,
-            workers=self.workers,
-            prefetch=self.prefetch,
-            concurrency=self.concurrency,
-            max_attempts=self.max_attempts,
-            idle_timeout=self.idle_timeout or (900.0 if self.mode == "jobs" else 60.0),
-            grace=self.grace,
-            consumer_timeout=self.consumer_timeout,
             tasker=self.tasker,
             storage=self.storage,
             service_account=self.identity.service_account if self.identity else None,
-            worker_resources=self.worker_resources,
-            tasker_resources=self.tasker_resources,
-            retries=self.retries,
-            ttl_seconds_after_finished=self.ttl_seconds_after_finished,
-            active_deadline_seconds=self.active_deadline_seconds,
         )
 
     def __post_init__(self) -> None:
         ImageRef.of(self.image)
         check_reachable("storage_url", self.storage_url, self.storage)
         require_dns1123_label("keda_namespace", self.keda_namespace)
-        self.spec("queue", "default")
+        self.target("queue", "default")
 
 
 class QueueWorkers(pulumi.ComponentResource):
@@ -194,26 +153,27 @@ class QueueWorkers(pulumi.ComponentResource):
         k8s_opts = pulumi.ResourceOptions(
             parent=self, provider=cluster.provider, depends_on=[cluster]
         )
-        spec = args.spec(name, cluster.namespace_name, ImageRef.of(args.image))
-        self.queue = spec.queue
+        target = args.target(name, cluster.namespace_name, ImageRef.of(args.image))
+        settings = args.settings
+        self.queue = target.queue
         self.worker_job_name = f"{name}-workers"
-        self.tasker_job_name = f"{name}-tasker" if spec.tasker else None
+        self.tasker_job_name = f"{name}-tasker" if target.tasker else None
 
         depends: list[pulumi.Resource] = []
         if isinstance(args.broker, RabbitMq):
             depends.append(args.broker)
-        if spec.mode == "keda":
+        if settings.mode == "keda":
             keda_namespace = args.keda_namespace
             if args.install_keda:
-                keda_namespace = spec.namespace
+                keda_namespace = target.namespace
                 depends.append(
                     k8s.helm.v4.Chart(
                         f"{name}-keda",
                         chart=KEDA_CHART,
                         version=KEDA_CHART_VERSION,
                         repository_opts={"repo": KEDA_REPO},
-                        namespace=spec.namespace,
-                        values=keda_values(spec.namespace),
+                        namespace=target.namespace,
+                        values=keda_values(target.namespace),
                         opts=k8s_opts,
                     )
                 )
@@ -221,7 +181,7 @@ class QueueWorkers(pulumi.ComponentResource):
                 f"{name}-keda-policy",
                 build_keda_broker_policy(
                     name=f"{name}-keda-to-broker",
-                    namespace=spec.namespace,
+                    namespace=target.namespace,
                     instance=name,
                     broker=BrokerRef.of(args.broker).name,
                     keda_namespace=keda_namespace,
@@ -229,7 +189,7 @@ class QueueWorkers(pulumi.ComponentResource):
                 k8s_opts,
             )
         after = pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=depends))
-        for obj in build_queue_workers(spec):
+        for obj in build_queue_workers(target, settings):
             kind = obj["kind"]
             if kind == "Job":
                 # `pulumi up` creates the Jobs and returns; the Jobs' deadline bounds them.

@@ -11,11 +11,10 @@ import pulumi_random as random
 from workstack.components._objects import create_object
 from workstack.components.cluster import KubernetesCluster
 from workstack.components.manifests.labels import standard_labels
-from workstack.components.manifests.pods import Resources
 from workstack.components.manifests.rabbitmq import (
     MANAGEMENT_PORT,
     RABBITMQ_OPERATOR_MANIFEST,
-    RabbitMqSpec,
+    RabbitMqSettings,
     broker_url,
     build_broker_network_policy,
     build_rabbitmq_cluster,
@@ -23,7 +22,7 @@ from workstack.components.manifests.rabbitmq import (
     default_user_conf,
 )
 
-__all__ = ["RabbitMq", "RabbitMqArgs"]
+__all__ = ["RabbitMq", "RabbitMqArgs", "RabbitMqSettings"]
 
 _USERNAME = "workstack"
 
@@ -34,38 +33,14 @@ class RabbitMqArgs:
 
     Attributes:
         cluster: Where the broker runs (its workload namespace).
-        replicas: Broker nodes: 1, or 3 or more for quorum queues that survive a node.
-        resources: CPU and memory per node.
-        storage: Persistent volume per node.
-        consumer_timeout_minutes: Set above the longest task: a worker holding a message longer
-            has its channel closed and the message redelivered.
+        settings: Nodes, their resources and disks, the consumer timeout.
         install_operator: Install the pinned RabbitMQ Cluster Operator release. Turn off when
             the cluster already has it (another stack on the same cluster, say).
     """
 
     cluster: KubernetesCluster
-    replicas: int = 1
-    resources: Resources = field(
-        default_factory=lambda: Resources(cpu="500m", memory="2Gi", cpu_limit="2")
-    )
-    storage: str = "10Gi"
-    consumer_timeout_minutes: int = 360
+    settings: RabbitMqSettings = field(default_factory=RabbitMqSettings)
     install_operator: bool = True
-
-    def spec(self, name: str) -> RabbitMqSpec:
-        """The broker's spec (validated)."""
-        return RabbitMqSpec(
-            name=name,
-            namespace=self.cluster.namespace_name,
-            instance=name,
-            replicas=self.replicas,
-            resources=self.resources,
-            storage=self.storage,
-            consumer_timeout_minutes=self.consumer_timeout_minutes,
-        )
-
-    def __post_init__(self) -> None:
-        self.spec("rabbitmq")
 
 
 class RabbitMq(pulumi.ComponentResource):
@@ -100,8 +75,7 @@ class RabbitMq(pulumi.ComponentResource):
     ) -> None:
         super().__init__("workstack:queue:RabbitMq", name, None, opts)
         cluster = args.cluster
-        spec = args.spec(name)
-        namespace = spec.namespace
+        namespace = cluster.namespace_name
         k8s_opts = pulumi.ResourceOptions(
             parent=self, provider=cluster.provider, depends_on=[cluster]
         )
@@ -126,10 +100,20 @@ class RabbitMq(pulumi.ComponentResource):
         self.secret_name = f"{name}-broker"
         create_object(
             f"{name}-cluster",
-            build_rabbitmq_cluster(spec, credentials_secret=self.secret_name),
+            build_rabbitmq_cluster(
+                name=name,
+                namespace=namespace,
+                instance=name,
+                settings=args.settings,
+                credentials_secret=self.secret_name,
+            ),
             with_operator,
         )
-        create_object(f"{name}-network-policy", build_broker_network_policy(spec), k8s_opts)
+        create_object(
+            f"{name}-network-policy",
+            build_broker_network_policy(name=name, namespace=namespace, instance=name),
+            k8s_opts,
+        )
 
         self.url = pulumi.Output.secret(
             password.result.apply(

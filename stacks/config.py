@@ -1,119 +1,141 @@
-"""The stack's config, read once into a typed, validated :class:`StackConfig`.
+"""The stack's config, read once into typed settings models.
 
-Key names, types and defaults come from the ``config:`` schema in ``Pulumi.yaml``; the rules
-about what a value may be come from the component argument classes, whose errors are renamed
-here to the config key the user wrote. Every problem is reported at once, before any
-resource is registered.
+Every stack key is a field of one settings model (its alias): the stack-wide keys below, the
+cluster args of each cloud, and the settings of each platform piece and pattern. Defaults,
+types and checks live in those models only; ``Pulumi.yaml``'s ``config:`` block is generated
+from them (``workstack config schema``). Every problem is reported at once, before any
+resource is registered, naming the key the user wrote.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import pulumi
+from pydantic import BaseModel
 
 from workstack.components import (
-    Cloud,
+    BucketSettings,
+    DaskSettings,
     EksClusterArgs,
     GkeClusterArgs,
+    JobSettings,
     MinikubeClusterArgs,
-    SpecError,
+    NfsSettings,
+    QueueSettings,
+    RabbitMqSettings,
+    SettingsError,
 )
-from workstack.components.manifests.dask import check_dask_settings
-from workstack.components.manifests.jobs import check_job_settings
-from workstack.components.manifests.queue import check_queue_settings
-from workstack.components.manifests.rabbitmq import RabbitMqSpec
-from workstack.components.manifests.storage import check_bucket_settings, check_nfs_settings
-from workstack.project import ConfigError, Problem, PulumiProject, load_project
+from workstack.components.manifests.settings import (
+    Flag,
+    Names,
+    OneOf,
+    OptionalText,
+    Problem,
+    Settings,
+    StackKey,
+    parse_config_value,
+    setting,
+    stack_keys,
+)
+from workstack.project import ConfigError
 from workstack.sdk.workload import Workload, WorkloadError, load_workload
 
 __all__ = [
     "CLOUDS",
-    "NFS_CLAIM",
+    "PROJECT",
+    "SETTINGS_MODELS",
     "STORAGE_MODES",
     "ClusterArgs",
     "StackConfig",
-    "StorageConfig",
-    "WorkloadsConfig",
+    "StackSettings",
+    "default_cluster_name",
     "load_stack_config",
     "parse_stack_config",
+    "project_keys",
 ]
 
-CLOUDS: tuple[Cloud, ...] = ("minikube", "gke", "eks")
+PROJECT = "workstack"
+"""The project's name in Pulumi.yaml, and so the namespace of its config keys."""
+CLOUDS = ("minikube", "gke", "eks")
 STORAGE_MODES = ("nfs", "bucket", "both")
-NFS_CLAIM = "shared-data"
-"""Name of the NFS claim in the workload namespace."""
-T = TypeVar("T")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WORKLOADS_DIR = PROJECT_ROOT / "workloads"
 
 ClusterArgs = MinikubeClusterArgs | GkeClusterArgs | EksClusterArgs
+_M = TypeVar("_M", bound=Settings)
 
 
-@dataclass(kw_only=True, frozen=True)
-class StorageConfig:
-    """The stack's shared storage, validated for its cloud.
+class StackSettings(Settings):
+    """What the stack is: its cloud, whether it is a preview, its storage and workloads."""
 
-    Attributes:
-        nfs: Whether the stack has NFS storage.
-        bucket: Whether the stack has a bucket.
-        nfs_mode: ``in-cluster`` or ``managed``.
-        nfs_size: Capacity of the NFS volume.
-        bucket_name: Bucket name, or None to generate one.
-        bucket_versioning: Keep old object versions.
-        bucket_endpoint: minikube: the S3-compatible endpoint.
-        bucket_access_key_id: minikube: the endpoint's access key (a secret).
-        bucket_secret_access_key: minikube: the endpoint's secret key (a secret).
+    cloud: Annotated[str, OneOf(*CLOUDS)] = setting("minikube", "cloud")
+    """Where the cluster runs: `minikube` (an existing cluster reached through a kubeconfig;
+    nothing is created in a cloud), `gke` (needs gcp:project and gcp:region or gcp:zone) or
+    `eks` (needs aws:region)."""
+    ephemeral: Flag = setting(False, "ephemeral")
+    """A preview environment meant to be destroyed: no deletion protection, and image
+    registries and buckets are deleted together with their contents on `pulumi destroy`."""
+    storage: Annotated[str, OneOf(*STORAGE_MODES)] = setting("nfs", "storage")
+    """Shared storage for workloads: `nfs` (a ReadWriteMany volume mounted at /data), `bucket`
+    (S3 on EKS, GCS on GKE, an S3-compatible endpoint on minikube) or `both`."""
+    workloads: Names = setting((), "workloads")
+    """Workloads (folders under workloads/) the stack builds into images and runs, each in
+    its pattern: job-per-file (an Indexed Job), queue-workers (RabbitMQ, a tasker and
+    workers), dask (a Dask cluster) or pipeline (Argo Workflows and a WorkflowTemplate)."""
+    install_operators: Flag = setting(True, "installOperators")
+    """Install the operators workloads need (RabbitMQ, KEDA, Dask). Turn off when another
+    stack on the same cluster installed them."""
+    docker_host: OptionalText = setting(None, "dockerHost", unset="")
+    """minikube only. Docker engine images are built with (and loaded into), e.g. the ssh://
+    address `minikube docker-env --ssh-host` prints. Empty uses DOCKER_HOST or the local one."""
+
+    @property
+    def nfs(self) -> bool:
+        """Whether the stack has NFS storage."""
+        return self.storage in ("nfs", "both")
+
+    @property
+    def bucket(self) -> bool:
+        """Whether the stack has a bucket."""
+        return self.storage in ("bucket", "both")
+
+
+_CLUSTER_MODELS: dict[str, type[Settings]] = {
+    "minikube": MinikubeClusterArgs,
+    "gke": GkeClusterArgs,
+    "eks": EksClusterArgs,
+}
+SETTINGS_MODELS: tuple[type[BaseModel], ...] = (
+    StackSettings,
+    MinikubeClusterArgs,
+    GkeClusterArgs,
+    EksClusterArgs,
+    NfsSettings,
+    BucketSettings,
+    JobSettings,
+    QueueSettings,
+    RabbitMqSettings,
+    DaskSettings,
+)
+"""Every model whose fields are stack keys, in the order Pulumi.yaml lists them."""
+
+
+def project_keys() -> list[StackKey]:
+    """Every stack key once, in the order of :data:`SETTINGS_MODELS` (first model wins).
+
+    A key several models declare (``namespace``, ``clusterName``) comes from one base class,
+    so its type, default and description are the same in each.
     """
-
-    nfs: bool
-    bucket: bool
-    nfs_mode: str
-    nfs_size: str
-    bucket_name: str | None
-    bucket_versioning: bool
-    bucket_endpoint: str | None = None
-    bucket_access_key_id: str | None = field(default=None, repr=False)
-    bucket_secret_access_key: str | None = field(default=None, repr=False)
-
-
-@dataclass(kw_only=True, frozen=True)
-class WorkloadsConfig:
-    """The workloads the stack runs, and the settings of their patterns.
-
-    Attributes:
-        workloads: Each workload's checked folder, in the order given.
-        docker_host: minikube: the Docker engine images are built with and loaded into.
-        job_shards: job-per-file: indexes of the Job.
-        job_parallelism: job-per-file: pods at once.
-        dask_mode: dask: ``plain`` or ``operator``.
-        dask_workers: dask: workers (the fewest, when adaptive).
-        dask_max_workers: dask: most workers; None when fixed.
-        queue_workers: queue-workers: worker pods at once (the most, under KEDA).
-        queue_mode: queue-workers: ``jobs`` or ``keda``.
-        rabbitmq_replicas: queue-workers: broker nodes.
-        install_operators: Install the operators the workloads need.
-    """
-
-    workloads: tuple[Workload, ...] = ()
-    docker_host: str | None = None
-    job_shards: int = 10
-    job_parallelism: int = 4
-    dask_mode: str = "plain"
-    dask_workers: int = 2
-    dask_max_workers: int | None = None
-    queue_workers: int = 4
-    queue_mode: str = "jobs"
-    rabbitmq_replicas: int = 1
-    install_operators: bool = True
-
-    def of_pattern(self, pattern: str) -> list[Workload]:
-        """The workloads of one pattern."""
-        return [w for w in self.workloads if w.spec.pattern == pattern]
+    seen: dict[str, StackKey] = {}
+    for model in SETTINGS_MODELS:
+        for key in stack_keys(model):
+            seen.setdefault(key.name, key)
+    return list(seen.values())
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -122,19 +144,41 @@ class StackConfig:
 
     Attributes:
         stack: Stack name.
-        cloud: Which cluster component the stack uses.
-        ephemeral: Whether the stack is a preview environment meant to be destroyed.
-        cluster: Arguments of the cluster component.
-        storage: The shared storage.
-        workloads: What runs on it.
+        stack_settings: The stack-wide keys.
+        cluster: Arguments of the cluster component of ``stack_settings.cloud``.
+        nfs: NFS settings, checked for the cloud; None without NFS storage.
+        bucket: Bucket settings, checked for the cloud; None without a bucket.
+        job: job-per-file settings.
+        queue: queue-workers settings.
+        rabbitmq: The broker's settings.
+        dask: Dask cluster settings.
+        workloads: Each workload's checked folder, in the order given.
     """
 
     stack: str
-    cloud: Cloud
-    ephemeral: bool
+    stack_settings: StackSettings
     cluster: ClusterArgs
-    storage: StorageConfig
-    workloads: WorkloadsConfig = field(default_factory=WorkloadsConfig)
+    nfs: NfsSettings | None
+    bucket: BucketSettings | None
+    job: JobSettings
+    queue: QueueSettings
+    rabbitmq: RabbitMqSettings
+    dask: DaskSettings
+    workloads: tuple[Workload, ...] = ()
+
+    @property
+    def cloud(self) -> str:
+        """``minikube``, ``gke`` or ``eks``."""
+        return self.stack_settings.cloud
+
+    @property
+    def ephemeral(self) -> bool:
+        """Whether the stack is a preview environment meant to be destroyed."""
+        return self.stack_settings.ephemeral
+
+    def of_pattern(self, pattern: str) -> list[Workload]:
+        """The workloads of one pattern."""
+        return [w for w in self.workloads if w.spec.pattern == pattern]
 
 
 def load_stack_config() -> StackConfig:
@@ -147,184 +191,184 @@ def load_stack_config() -> StackConfig:
     # engine handed the program (the PULUMI_CONFIG environment, or set_all_config).
     values: dict[str, str] = dict(pulumi.runtime.get_config_env())
     values.update(pulumi.runtime.config.CONFIG.get())
-    return parse_stack_config(load_project(PROJECT_ROOT), pulumi.get_stack(), values)
+    secrets = {key for key in values if pulumi.runtime.is_config_secret(key)}
+    secrets.update(pulumi.runtime.get_config_secret_keys_env())
+    return parse_stack_config(pulumi.get_stack(), values, secret_keys=secrets)
 
 
 def parse_stack_config(
-    project: PulumiProject, stack: str, values: Mapping[str, str]
+    stack: str, values: Mapping[str, str], *, secret_keys: Iterable[str] = ()
 ) -> StackConfig:
     """Validate a stack's raw config (full key to string) into a :class:`StackConfig`.
 
     Raises:
         ConfigError: Naming every invalid, missing or unknown key.
     """
-    typed = project.parse_config(stack, values)
-    cloud = typed["cloud"]
-    if cloud not in CLOUDS:
-        raise ConfigError(
-            stack, [Problem("workstack:cloud", cloud, "allowed: " + ", ".join(CLOUDS))]
+    secrets = set(secret_keys)
+    problems = _unknown_keys(values)
+    settings = _parse(StackSettings, stack, values, secrets, problems)
+    if settings is None:
+        raise ConfigError(stack, problems)
+    problems += _keys_of_other_clouds(settings, values)
+    problems += _missing_provider_keys(settings.cloud, values)
+    fixed, sources = _cluster_fixed(settings, stack, values)
+    cluster = _parse(
+        _CLUSTER_MODELS[settings.cloud],
+        stack,
+        values,
+        secrets,
+        problems,
+        fixed=fixed,
+        sources=sources,
+    )
+    cloud = {"cloud": settings.cloud}
+    nfs = bucket = None
+    for model, used in ((NfsSettings, settings.nfs), (BucketSettings, settings.bucket)):
+        if used:
+            parsed = _parse(model, stack, values, secrets, problems, context=cloud)
+            nfs, bucket = (parsed, bucket) if model is NfsSettings else (nfs, parsed)
+        else:
+            problems += _unused_keys(model, values, settings.storage)
+    job = _parse(JobSettings, stack, values, secrets, problems)
+    queue = _parse(QueueSettings, stack, values, secrets, problems)
+    rabbitmq = _parse(RabbitMqSettings, stack, values, secrets, problems)
+    dask = _parse(DaskSettings, stack, values, secrets, problems)
+    workloads = _workloads(settings, problems)
+    if settings.docker_host is not None and settings.cloud != "minikube":
+        problems.append(
+            Problem(
+                f"{PROJECT}:dockerHost",
+                settings.docker_host,
+                "only minikube builds on a given engine; GKE and EKS push to their registry",
+            )
         )
-
-    builders: dict[str, Callable[[dict[str, Any], Mapping[str, str], str], ClusterArgs]] = {
-        "minikube": _minikube_args,
-        "gke": _gke_args,
-        "eks": _eks_args,
-    }
-    problems = _missing_provider_keys(cloud, values)
     if problems:
         raise ConfigError(stack, problems)
-    cluster = builders[cloud](typed, values, stack)
-    storage = _storage(typed, cloud, stack)
+    assert cluster is not None
+    assert job is not None
+    assert queue is not None
+    assert rabbitmq is not None
+    assert dask is not None
     return StackConfig(
         stack=stack,
-        cloud=cloud,
-        ephemeral=typed["ephemeral"],
-        cluster=cluster,
-        storage=storage,
-        workloads=_workloads(typed, cloud, stack),
+        stack_settings=settings,
+        cluster=cluster,  # type: ignore[arg-type]
+        nfs=nfs,  # type: ignore[arg-type]
+        bucket=bucket,  # type: ignore[arg-type]
+        job=job,
+        queue=queue,
+        rabbitmq=rabbitmq,
+        dask=dask,
+        workloads=workloads,
     )
 
 
-def _workloads(typed: dict[str, Any], cloud: str, stack: str) -> WorkloadsConfig:
-    known = sorted(p.parent.name for p in WORKLOADS_DIR.glob("*/workload.yaml"))
-    loaded = []
-    for name in typed["workloads"]:
-        folder = WORKLOADS_DIR / name
-        if not (folder / "workload.yaml").is_file():
-            raise ConfigError(
-                stack,
-                [Problem("workstack:workloads", name, "known workloads: " + ", ".join(known))],
-            )
-        try:
-            loaded.append(load_workload(folder))
-        except WorkloadError as error:
-            raise ConfigError(stack, [Problem("workstack:workloads", name, str(error))]) from None
-    names = [w.spec.name for w in loaded]
-    if len(set(names)) != len(names):
-        raise ConfigError(stack, [Problem("workstack:workloads", names, "list each workload once")])
-    if typed["dockerHost"] and cloud != "minikube":
-        raise ConfigError(
-            stack,
-            [
-                Problem(
-                    "workstack:dockerHost",
-                    typed["dockerHost"],
-                    "only minikube builds on a given engine; GKE and EKS push to their registry",
+def _parse(
+    model: type[_M],
+    stack: str,
+    values: Mapping[str, str],
+    secrets: set[str],
+    problems: list[Problem],
+    *,
+    fixed: Mapping[str, Any] | None = None,
+    sources: Mapping[str, str] | None = None,
+    context: Mapping[str, Any] | None = None,
+) -> _M | None:
+    try:
+        return model.from_stack(
+            values,
+            namespace=PROJECT,
+            secret_keys=secrets,
+            fixed=fixed,
+            sources=sources,
+            context=context,
+        )
+    except SettingsError as error:
+        problems.extend(error.problems)
+        return None
+
+
+def _unknown_keys(values: Mapping[str, str]) -> list[Problem]:
+    known = {key.name for key in project_keys()}
+    allowed = "unknown key; known: " + ", ".join(sorted(known))
+    prefix = f"{PROJECT}:"
+    return [
+        Problem(key, values[key], allowed)
+        for key in sorted(values)
+        if key.startswith(prefix) and key[len(prefix) :] not in known
+    ]
+
+
+def _changed(key: StackKey, values: Mapping[str, str]) -> bool:
+    """Whether the stack sets ``key`` to something other than its default.
+
+    The CLI hands the program every declared key, defaults included (Pulumi
+    ``pkg/workspace/config.go``, ``mergeConfig``), so a key at its default may not have been
+    set by the user at all.
+    """
+    full = f"{PROJECT}:{key.name}"
+    if full not in values:
+        return False
+    return bool(parse_config_value(key.type, values[full]) != _engine_form(key))
+
+
+def _engine_form(key: StackKey) -> Any:
+    default = key.default
+    return tuple(default) if isinstance(default, list) else default
+
+
+def _keys_of_other_clouds(settings: StackSettings, values: Mapping[str, str]) -> list[Problem]:
+    """Cluster keys set for a cloud the stack does not use (``eksVersion`` on GKE, say)."""
+    ours = {key.name for key in stack_keys(_CLUSTER_MODELS[settings.cloud])}
+    problems = []
+    for cloud, model in _CLUSTER_MODELS.items():
+        for key in stack_keys(model):
+            if key.name not in ours and _changed(key, values):
+                full = f"{PROJECT}:{key.name}"
+                problems.append(
+                    Problem(full, values[full], f"applies only when {PROJECT}:cloud is {cloud}")
                 )
-            ],
-        )
-    maximum = typed["daskMaxWorkers"] or None
-    settings = WorkloadsConfig(
-        workloads=tuple(loaded),
-        docker_host=typed["dockerHost"] or None,
-        job_shards=typed["jobShards"],
-        job_parallelism=typed["jobParallelism"],
-        dask_mode=typed["daskMode"],
-        dask_workers=typed["daskWorkers"],
-        dask_max_workers=maximum,
-        queue_workers=typed["queueWorkers"],
-        queue_mode=typed["queueMode"],
-        rabbitmq_replicas=typed["rabbitmqReplicas"],
-        install_operators=typed["installOperators"],
-    )
-    job_keys = {"shards": "workstack:jobShards", "parallelism": "workstack:jobParallelism"}
-    _check(
-        stack,
-        job_keys,
-        lambda: check_job_settings(
-            shards=settings.job_shards,
-            parallelism=settings.job_parallelism,
-            retries_per_index=2,
-            max_failed_indexes=None,
-            ttl_seconds_after_finished=0,
-            active_deadline_seconds=1,
-        ),
-    )
-    dask_keys = {
-        "mode": "workstack:daskMode",
-        "workers": "workstack:daskWorkers",
-        "minimum": "workstack:daskWorkers",
-        "maximum": "workstack:daskMaxWorkers",
-    }
-    _check(
-        stack,
-        dask_keys,
-        lambda: check_dask_settings(
-            mode=settings.dask_mode,
-            workers=None if maximum else settings.dask_workers,
-            minimum=settings.dask_workers if maximum else None,
-            maximum=maximum,
-            threads=1,
-        ),
-    )
-    queue_keys = {
-        "mode": "workstack:queueMode",
-        "workers": "workstack:queueWorkers",
-        "replicas": "workstack:rabbitmqReplicas",
-    }
-    _check(
-        stack,
-        queue_keys,
-        lambda: check_queue_settings(mode=settings.queue_mode, workers=settings.queue_workers),
-    )
-    _check(
-        stack,
-        queue_keys,
-        lambda: RabbitMqSpec(
-            name="rabbitmq",
-            namespace="default",
-            instance="rabbitmq",
-            replicas=settings.rabbitmq_replicas,
-        ),
-    )
-    return settings
+    return problems
 
 
-def _storage(typed: dict[str, Any], cloud: str, stack: str) -> StorageConfig:
-    mode = typed["storage"]
-    if mode not in STORAGE_MODES:
-        raise ConfigError(
-            stack, [Problem("workstack:storage", mode, "allowed: " + ", ".join(STORAGE_MODES))]
+def _unused_keys(model: type[Settings], values: Mapping[str, str], storage: str) -> list[Problem]:
+    """Keys of a storage the stack does not have (``bucketName`` with storage ``nfs``)."""
+    kind = "nfs" if model is NfsSettings else "bucket"
+    return [
+        Problem(
+            f"{PROJECT}:{key.name}",
+            "(set)" if key.secret else values[f"{PROJECT}:{key.name}"],
+            f"applies only when {PROJECT}:storage is {kind} or both (it is {storage})",
         )
-    config = StorageConfig(
-        nfs=mode in ("nfs", "both"),
-        bucket=mode in ("bucket", "both"),
-        nfs_mode=typed["nfsMode"],
-        nfs_size=typed["nfsSize"],
-        bucket_name=typed["bucketName"] or None,
-        bucket_versioning=typed["bucketVersioning"],
-        bucket_endpoint=typed["bucketEndpoint"] or None,
-        bucket_access_key_id=typed["bucketAccessKeyId"] or None,
-        bucket_secret_access_key=typed["bucketSecretAccessKey"] or None,
-    )
-    keys = {
-        "mode": "workstack:nfsMode",
-        "size": "workstack:nfsSize",
-        "bucket_name": "workstack:bucketName",
-        "endpoint_url": "workstack:bucketEndpoint",
-        "credentials": "workstack:bucketAccessKeyId and workstack:bucketSecretAccessKey",
-    }
-    if config.nfs:
-        _check(
-            stack,
-            keys,
-            lambda: check_nfs_settings(
-                cloud=cloud, mode=config.nfs_mode, size=config.nfs_size, claim_name=NFS_CLAIM
-            ),
-        )
-    if config.bucket:
-        _check(
-            stack,
-            keys,
-            lambda: check_bucket_settings(
-                cloud=cloud,
-                bucket_name=config.bucket_name,
-                endpoint_url=config.bucket_endpoint,
-                access_key_given=config.bucket_access_key_id is not None,
-                secret_key_given=config.bucket_secret_access_key is not None,
-            ),
-        )
-    return config
+        for key in stack_keys(model)
+        if _changed(key, values)
+    ]
+
+
+def _cluster_fixed(
+    settings: StackSettings, stack: str, values: Mapping[str, str]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Cluster fields the program sets, and the config keys they come from.
+
+    The project and location come from the provider's config; protections from ``ephemeral``.
+    """
+    ephemeral = settings.ephemeral
+    if settings.cloud == "minikube":
+        return {"delete_unreachable": ephemeral}, {}
+    fixed: dict[str, Any] = {"deletion_protection": not ephemeral}
+    sources = {"deletion_protection": f"{PROJECT}:ephemeral"}
+    if not values.get(f"{PROJECT}:clusterName"):
+        fixed["cluster_name"] = default_cluster_name(stack)
+        sources["cluster_name"] = f"{PROJECT}:clusterName (from the stack name {stack!r})"
+    if settings.cloud == "gke":
+        location = "gcp:zone" if values.get("gcp:zone") else "gcp:region"
+        fixed["project"] = values.get("gcp:project", "")
+        fixed["location"] = values.get(location, "")
+        sources |= {"project": "gcp:project", "location": location}
+    else:
+        fixed["force_delete_images"] = ephemeral
+        sources["force_delete_images"] = f"{PROJECT}:ephemeral"
+    return fixed, sources
 
 
 def _missing_provider_keys(cloud: str, values: Mapping[str, str]) -> list[Problem]:
@@ -339,119 +383,33 @@ def _missing_provider_keys(cloud: str, values: Mapping[str, str]) -> list[Proble
                 Problem(
                     " or ".join(alternatives),
                     None,
-                    f"required when workstack:cloud is {cloud}; "
+                    f"required when {PROJECT}:cloud is {cloud}; "
                     f"set it with `pulumi config set {alternatives[0]} <value>`",
                 )
             )
     return problems
 
 
+def _workloads(settings: StackSettings, problems: list[Problem]) -> tuple[Workload, ...]:
+    key = f"{PROJECT}:workloads"
+    known = sorted(p.parent.name for p in WORKLOADS_DIR.glob("*/workload.yaml"))
+    loaded = []
+    for name in settings.workloads:
+        folder = WORKLOADS_DIR / name
+        if "/" in name or name.startswith(".") or not (folder / "workload.yaml").is_file():
+            problems.append(Problem(key, name, "known workloads: " + ", ".join(known)))
+            continue
+        try:
+            loaded.append(load_workload(folder))
+        except WorkloadError as error:
+            problems.append(Problem(key, name, str(error)))
+    names = [w.spec.name for w in loaded]
+    if len(set(names)) != len(names):
+        problems.append(Problem(key, names, "list each workload once"))
+    return tuple(loaded)
+
+
 def default_cluster_name(stack: str) -> str:
     """``workstack-<stack>``, made a valid cluster name on every cloud (at most 40 chars)."""
     slug = re.sub(r"[^a-z0-9-]+", "-", stack.lower()).strip("-")
     return f"workstack-{slug}"[:40].rstrip("-")
-
-
-def _check(stack: str, keys: Mapping[str, str], check: Callable[[], T]) -> T:
-    """Run ``check``; rename a SpecError's argument names to the config keys they came from.
-
-    Besides the failing field, messages may mention other arguments (``max_nodes``,
-    ``maximum (4)``); those are renamed too, and nothing else in the message is.
-    """
-    try:
-        return check()
-    except SpecError as error:
-        allowed = error.allowed
-        for argument, key in keys.items():
-            # A snake_case name is always an argument; a plain word only when it is quoted
-            # with its value, "maximum (4)", as the messages refer to other arguments.
-            follows = r"(?![\w-])" if "_" in argument else r"(?=\s\()"
-            allowed = re.sub(rf"(?<![\w-]){argument}{follows}", key, allowed)
-        raise ConfigError(
-            stack, [Problem(keys.get(error.field, error.field), error.value, allowed)]
-        ) from None
-
-
-def _minikube_args(typed: dict[str, Any], values: Mapping[str, str], stack: str) -> ClusterArgs:
-    keys = {
-        "kubeconfig_path": "workstack:kubeconfig",
-        "context": "workstack:kubeContext",
-        "namespace": "workstack:namespace",
-    }
-    return _check(
-        stack,
-        keys,
-        lambda: MinikubeClusterArgs(
-            kubeconfig_path=typed["kubeconfig"] or None,
-            context=typed["kubeContext"],
-            namespace=typed["namespace"],
-            delete_unreachable=typed["ephemeral"],
-        ),
-    )
-
-
-def _node_keys() -> dict[str, str]:
-    return {
-        "cluster_name": "workstack:clusterName",
-        "min_nodes": "workstack:nodeMin",
-        "max_nodes": "workstack:nodeMax",
-        "namespace": "workstack:namespace",
-    }
-
-
-def _gke_args(typed: dict[str, Any], values: Mapping[str, str], stack: str) -> ClusterArgs:
-    location_key = "gcp:zone" if values.get("gcp:zone") else "gcp:region"
-    keys = _node_keys() | {
-        "project": "gcp:project",
-        "location": location_key,
-        "machine_type": "workstack:nodeType",
-        "release_channel": "workstack:gkeReleaseChannel",
-    }
-    node_type = {"machine_type": typed["nodeType"]} if typed["nodeType"] else {}
-    return _check(
-        stack,
-        keys,
-        lambda: GkeClusterArgs(
-            project=values["gcp:project"],
-            location=values[location_key],
-            cluster_name=typed["clusterName"] or default_cluster_name(stack),
-            min_nodes=typed["nodeMin"],
-            max_nodes=typed["nodeMax"],
-            spot=typed["nodeSpot"],
-            release_channel=typed["gkeReleaseChannel"],
-            deletion_protection=not typed["ephemeral"],
-            namespace=typed["namespace"],
-            **node_type,
-        ),
-    )
-
-
-def _eks_args(typed: dict[str, Any], values: Mapping[str, str], stack: str) -> ClusterArgs:
-    keys = _node_keys() | {
-        "instance_types": "workstack:nodeType",
-        "kubernetes_version": "workstack:eksVersion",
-        "identity": "workstack:eksIdentity",
-        "admin_principal_arns": "workstack:eksAdminArns",
-        "vpc_id": "workstack:eksVpcId",
-        "subnet_ids": "workstack:eksSubnetIds",
-    }
-    node_type = {"instance_types": (typed["nodeType"],)} if typed["nodeType"] else {}
-    return _check(
-        stack,
-        keys,
-        lambda: EksClusterArgs(
-            cluster_name=typed["clusterName"] or default_cluster_name(stack),
-            min_nodes=typed["nodeMin"],
-            max_nodes=typed["nodeMax"],
-            spot=typed["nodeSpot"],
-            kubernetes_version=typed["eksVersion"] or None,
-            admin_principal_arns=tuple(typed["eksAdminArns"]),
-            identity=typed["eksIdentity"],
-            deletion_protection=not typed["ephemeral"],
-            force_delete_images=typed["ephemeral"],
-            vpc_id=typed["eksVpcId"] or None,
-            subnet_ids=tuple(typed["eksSubnetIds"]),
-            namespace=typed["namespace"],
-            **node_type,
-        ),
-    )

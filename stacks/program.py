@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pulumi
 
-from stacks.config import NFS_CLAIM, StackConfig
+from stacks.config import StackConfig
 from workstack.components import (
     BUCKET_ROOT,
     ArgoPipeline,
@@ -82,39 +82,25 @@ def make_platform(config: StackConfig) -> Platform:
         "workload-identity",
         WorkloadIdentityArgs(cluster=cluster, service_account=WORKLOAD_SERVICE_ACCOUNT),
     )
-    storage = config.storage
     nfs = bucket = None
-    if storage.nfs:
+    if config.nfs is not None:
         nfs = NfsStorage(
             "nfs",
             NfsStorageArgs(
                 cluster=cluster,
-                mode=storage.nfs_mode,
-                size=storage.nfs_size,
-                claim_name=NFS_CLAIM,
+                settings=config.nfs,
                 # Cloud data outlives a mistaken destroy unless the stack is a preview.
                 protect_data=config.cloud != "minikube" and not config.ephemeral,
             ),
         )
-    if storage.bucket:
-        secret = pulumi.Output.secret
+    if config.bucket is not None:
         bucket = BucketStorage(
             "bucket",
             BucketStorageArgs(
                 cluster=cluster,
-                bucket_name=storage.bucket_name,
+                settings=config.bucket,
                 identities=(identity,),
-                versioning=storage.bucket_versioning,
                 force_destroy=config.ephemeral,
-                endpoint_url=storage.bucket_endpoint,
-                access_key_id=(
-                    secret(storage.bucket_access_key_id) if storage.bucket_access_key_id else None
-                ),
-                secret_access_key=(
-                    secret(storage.bucket_secret_access_key)
-                    if storage.bucket_secret_access_key
-                    else None
-                ),
             ),
         )
     return Platform(cluster=cluster, identity=identity, nfs=nfs, bucket=bucket)
@@ -132,18 +118,18 @@ def image_for(config: StackConfig, platform: Platform, workload: Workload) -> Wo
         WorkloadImageArgs(
             workload_dir=str(workload.folder),
             registry=platform.cluster.registry,
-            docker_host=config.workloads.docker_host,
+            docker_host=config.stack_settings.docker_host,
         ),
     )
 
 
 def deploy_workloads(config: StackConfig, platform: Platform) -> dict[str, pulumi.Resource]:
     """Each configured workload, built and run in its pattern."""
-    settings = config.workloads
     root = data_root(platform)
     storage = tuple(platform.storage)
+    install_operators = config.stack_settings.install_operators
     deployed: dict[str, pulumi.Resource] = {}
-    for workload in settings.of_pattern("job-per-file"):
+    for workload in config.of_pattern("job-per-file"):
         name = workload.spec.name
         deployed[name] = JobPerFile(
             name,
@@ -155,14 +141,12 @@ def deploy_workloads(config: StackConfig, platform: Platform) -> dict[str, pulum
                 function=workload.spec.entrypoint,
                 storage=storage,
                 identity=platform.identity,
-                shards=settings.job_shards,
-                parallelism=settings.job_parallelism,
+                settings=config.job,
             ),
         )
     first_dask: DaskCluster | None = None
-    for workload in settings.of_pattern("dask"):
+    for workload in config.of_pattern("dask"):
         name = workload.spec.name
-        adaptive = settings.dask_max_workers is not None
         # One operator per namespace: the first cluster installs it, the others wait for it.
         after_first = pulumi.ResourceOptions(depends_on=[first_dask] if first_dask else [])
         deployed[name] = dask_cluster = DaskCluster(
@@ -170,25 +154,22 @@ def deploy_workloads(config: StackConfig, platform: Platform) -> dict[str, pulum
             DaskClusterArgs(
                 cluster=platform.cluster,
                 image=image_for(config, platform, workload),
-                mode=settings.dask_mode,
-                workers=None if adaptive else settings.dask_workers,
-                minimum=settings.dask_workers if adaptive else None,
-                maximum=settings.dask_max_workers,
                 storage=storage,
                 identity=platform.identity,
-                install_operator=settings.install_operators and first_dask is None,
+                install_operator=install_operators and first_dask is None,
+                settings=config.dask,
             ),
             after_first,
         )
         first_dask = first_dask or dask_cluster
-    queued = settings.of_pattern("queue-workers")
+    queued = config.of_pattern("queue-workers")
     if queued:
         broker = RabbitMq(
             "rabbitmq",
             RabbitMqArgs(
                 cluster=platform.cluster,
-                replicas=settings.rabbitmq_replicas,
-                install_operator=settings.install_operators,
+                settings=config.rabbitmq,
+                install_operator=install_operators,
             ),
         )
         first_queue: QueueWorkers | None = None
@@ -204,18 +185,17 @@ def deploy_workloads(config: StackConfig, platform: Platform) -> dict[str, pulum
                     broker=broker,
                     storage_url=f"{root}/{name}",
                     tasks_from=workload.spec.entrypoint,
-                    mode=settings.queue_mode,
-                    workers=settings.queue_workers,
                     storage=storage,
                     identity=platform.identity,
-                    install_keda=settings.install_operators and first_queue is None,
+                    install_keda=install_operators and first_queue is None,
                     keda_namespace=platform.cluster.namespace_name,
+                    settings=config.queue,
                 ),
                 after_first,
             )
             first_queue = first_queue or queue_workers
         pulumi.export("rabbitmq", {"management": broker.management_command})
-    pipelines = settings.of_pattern("pipeline")
+    pipelines = config.of_pattern("pipeline")
     if pipelines:
         argo = ArgoWorkflows(
             "argo", ArgoWorkflowsArgs(cluster=platform.cluster, bucket=platform.bucket)

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Self
+
+from pydantic import model_validator
 
 from workstack.components.manifests.labels import standard_labels
 from workstack.components.manifests.pods import ContainerSpec, PodStorage, Resources, build_pod_spec
-from workstack.components.manifests.validation import (
-    SpecError,
-    require_choice,
-    require_dns1123_label,
-    require_int,
-)
+from workstack.components.manifests.settings import Between, OneOf, Settings, setting
+from workstack.components.manifests.validation import SpecError, require_dns1123_label
 
 __all__ = [
     "DASHBOARD_PORT",
@@ -22,10 +20,10 @@ __all__ = [
     "DASK_OPERATOR_REPO",
     "DASK_OPERATOR_VERSION",
     "SCHEDULER_PORT",
-    "DaskSpec",
+    "DaskSettings",
+    "DaskTarget",
     "build_dask_operator_resources",
     "build_plain_dask",
-    "check_dask_settings",
     "dask_operator_values",
     "scheduler_address",
 ]
@@ -41,39 +39,54 @@ DASK_OPERATOR_VERSION = "2026.3.0"
 _WORK_DIR = "/tmp/dask"  # workers spill here; the root filesystem is read-only
 
 
-def check_dask_settings(
-    *, mode: str, workers: int | None, minimum: int | None, maximum: int | None, threads: int
-) -> None:
-    """Validate a Dask cluster's size: fixed ``workers``, or ``minimum``..``maximum`` (operator).
+class DaskSettings(Settings):
+    """A Dask cluster's mode and size: fixed workers, or adaptive between two bounds."""
 
-    Raises:
-        SpecError: Naming ``mode``, ``workers``, ``minimum``, ``maximum`` or ``threads``.
-    """
-    require_choice("mode", mode, DASK_MODES)
-    require_int("threads", threads, minimum=1, maximum=256)
-    adaptive = minimum is not None or maximum is not None
-    if adaptive == (workers is not None):
-        raise SpecError(
-            "workers", workers, "give workers (fixed) or minimum and maximum (adaptive)"
-        )
-    if workers is not None:
-        require_int("workers", workers, minimum=1, maximum=1000)
-        return
-    require_int("minimum", minimum, minimum=0, maximum=1000)
-    require_int("maximum", maximum, minimum=1, maximum=1000)
-    assert minimum is not None
-    assert maximum is not None
-    if minimum > maximum:
-        raise SpecError("minimum", minimum, f"must not exceed maximum ({maximum})")
-    if mode != "operator":
-        raise SpecError(
-            "mode", mode, "adaptive scaling (minimum/maximum) needs mode operator (DaskAutoscaler)"
-        )
+    mode: Annotated[str, OneOf(*DASK_MODES)] = setting("plain", "daskMode")
+    """dask. `plain` (Deployments and a Service) or `operator` (dask-kubernetes operator)."""
+    workers: Annotated[int, Between(0, 1000)] = setting(2, "daskWorkers")
+    """dask. Workers; with daskMaxWorkers, the fewest."""
+    max_workers: Annotated[int | None, Between(1, 1000, optional=True)] = setting(
+        None, "daskMaxWorkers", unset=0
+    )
+    """dask. 0 keeps daskWorkers fixed; more scales between them (needs daskMode operator)."""
+    threads: Annotated[int, Between(1, 256)] = setting(1, "daskThreads")
+    """dask. Threads per worker."""
+    worker_resources: Resources = setting(
+        Resources(cpu="1", memory="2Gi", cpu_limit="1"), "daskWorker"
+    )
+    """dask. Each worker's CPU and memory."""
+    scheduler_resources: Resources = setting(
+        Resources(cpu="250m", memory="1Gi", cpu_limit="1"), "daskScheduler"
+    )
+    """dask. The scheduler's CPU and memory."""
+
+    @model_validator(mode="after")
+    def _size(self) -> Self:
+        if self.max_workers is None:
+            if self.workers < 1:
+                raise self.refuse("workers", self.workers, "a fixed cluster needs at least 1")
+            return self
+        if self.workers > self.max_workers:
+            allowed = f"must not exceed {{max_workers}} ({self.max_workers})"
+            raise self.refuse("workers", self.workers, allowed)
+        if self.mode != "operator":
+            raise self.refuse(
+                "mode",
+                self.mode,
+                "adaptive scaling ({max_workers} set) needs mode operator (a DaskAutoscaler)",
+            )
+        return self
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether the cluster scales between ``workers`` and ``max_workers``."""
+        return self.max_workers is not None
 
 
 @dataclass(kw_only=True, frozen=True)
-class DaskSpec:
-    """A Dask cluster: one scheduler and a group of workers running the workload image.
+class DaskTarget:
+    """Where a Dask cluster runs and what image: everything but its settings.
 
     Attributes:
         name: Cluster name; the scheduler Service is ``<name>-scheduler``.
@@ -81,13 +94,6 @@ class DaskSpec:
         instance: Owning component's name, for labels.
         image: The workload image (with ``workstack[dask]``).
         pull_policy: The image's pull policy (``Never`` for an image loaded into minikube).
-        mode: ``plain`` or ``operator``.
-        workers: Fixed number of workers; None when adaptive.
-        minimum: Fewest workers (adaptive, operator mode).
-        maximum: Most workers (adaptive, operator mode).
-        threads: Threads per worker.
-        worker_resources: CPU and memory per worker.
-        scheduler_resources: CPU and memory of the scheduler.
         storage: Storages the workers (and scheduler) mount.
         service_account: Service account of the pods (bucket access).
     """
@@ -97,30 +103,12 @@ class DaskSpec:
     instance: str
     image: Any
     pull_policy: str = "IfNotPresent"
-    mode: str = "plain"
-    workers: int | None = 2
-    minimum: int | None = None
-    maximum: int | None = None
-    threads: int = 1
-    worker_resources: Resources = field(
-        default_factory=lambda: Resources(cpu="1", memory="2Gi", cpu_limit="1")
-    )
-    scheduler_resources: Resources = field(
-        default_factory=lambda: Resources(cpu="250m", memory="1Gi", cpu_limit="1")
-    )
     storage: Sequence[PodStorage] = field(default_factory=tuple)
     service_account: str | None = None
 
     def __post_init__(self) -> None:
         require_dns1123_label("name", self.name, max_length=40)
         require_dns1123_label("namespace", self.namespace)
-        check_dask_settings(
-            mode=self.mode,
-            workers=self.workers,
-            minimum=self.minimum,
-            maximum=self.maximum,
-            threads=self.threads,
-        )
 
 
 def scheduler_address(name: str, namespace: str) -> str:
@@ -128,10 +116,10 @@ def scheduler_address(name: str, namespace: str) -> str:
     return f"tcp://{name}-scheduler.{namespace}.svc.cluster.local:{SCHEDULER_PORT}"
 
 
-def _scheduler_pod(spec: DaskSpec) -> dict[str, Any]:
+def _scheduler_pod(target: DaskTarget, settings: DaskSettings) -> dict[str, Any]:
     container = ContainerSpec(
         name="scheduler",
-        image=spec.image,
+        image=target.image,
         command=("dask",),
         args=(
             "scheduler",
@@ -141,13 +129,13 @@ def _scheduler_pod(spec: DaskSpec) -> dict[str, Any]:
             f":{DASHBOARD_PORT}",
         ),
         ports={"tcp-comm": SCHEDULER_PORT, "http-dashboard": DASHBOARD_PORT},
-        resources=spec.scheduler_resources,
-        pull_policy=spec.pull_policy,
+        resources=settings.scheduler_resources,
+        pull_policy=target.pull_policy,
     )
     pod = build_pod_spec(
         containers=[container],
-        storage=list(spec.storage),
-        service_account=spec.service_account,
+        storage=list(target.storage),
+        service_account=target.service_account,
         restart_policy="Always",
     )
     pod["containers"][0]["readinessProbe"] = {
@@ -158,10 +146,12 @@ def _scheduler_pod(spec: DaskSpec) -> dict[str, Any]:
     return pod
 
 
-def _worker_pod(spec: DaskSpec, scheduler: str | None) -> dict[str, Any]:
+def _worker_pod(
+    target: DaskTarget, settings: DaskSettings, scheduler: str | None
+) -> dict[str, Any]:
     # The operator injects DASK_SCHEDULER_ADDRESS and DASK_WORKER_NAME; plain mode names the
     # scheduler itself.
-    args = ["worker", "--nthreads", str(spec.threads), "--memory-limit", "auto"]
+    args = ["worker", "--nthreads", str(settings.threads), "--memory-limit", "auto"]
     args += ["--local-directory", _WORK_DIR, "--no-dashboard"]
     if scheduler is not None:
         args.insert(1, scheduler)
@@ -169,16 +159,16 @@ def _worker_pod(spec: DaskSpec, scheduler: str | None) -> dict[str, Any]:
         args += ["--name", "$(DASK_WORKER_NAME)"]
     container = ContainerSpec(
         name="worker",
-        image=spec.image,
+        image=target.image,
         command=("dask",),
         args=tuple(args),
-        resources=spec.worker_resources,
-        pull_policy=spec.pull_policy,
+        resources=settings.worker_resources,
+        pull_policy=target.pull_policy,
     )
     return build_pod_spec(
         containers=[container],
-        storage=list(spec.storage),
-        service_account=spec.service_account,
+        storage=list(target.storage),
+        service_account=target.service_account,
         restart_policy="Always",
     )
 
@@ -204,22 +194,22 @@ def _service_spec(selector: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def build_plain_dask(spec: DaskSpec) -> list[dict[str, Any]]:
+def build_plain_dask(target: DaskTarget, settings: DaskSettings) -> list[dict[str, Any]]:
     """The scheduler Deployment and Service, and the worker Deployment."""
-    if spec.mode != "plain" or spec.workers is None:
-        raise SpecError("mode", spec.mode, "build_plain_dask builds a fixed-size plain cluster")
+    if settings.mode != "plain" or settings.adaptive:
+        raise SpecError("mode", settings.mode, "build_plain_dask builds a fixed-size plain cluster")
 
     def labels(role: str) -> dict[str, str]:
         return standard_labels(
             name="dask",
-            instance=spec.instance,
+            instance=target.instance,
             component=f"dask-{role}",
-            extra={"dask.org/cluster-name": spec.name},
+            extra={"dask.org/cluster-name": target.name},
         )
 
     def selector(role: str) -> dict[str, str]:
         return {
-            "app.kubernetes.io/instance": spec.instance,
+            "app.kubernetes.io/instance": target.instance,
             "app.kubernetes.io/component": f"dask-{role}",
         }
 
@@ -228,8 +218,8 @@ def build_plain_dask(spec: DaskSpec) -> list[dict[str, Any]]:
             "apiVersion": "apps/v1",
             "kind": "Deployment",
             "metadata": {
-                "name": f"{spec.name}-{role}",
-                "namespace": spec.namespace,
+                "name": f"{target.name}-{role}",
+                "namespace": target.namespace,
                 "labels": labels(role),
             },
             "spec": {
@@ -243,48 +233,56 @@ def build_plain_dask(spec: DaskSpec) -> list[dict[str, Any]]:
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {
-            "name": f"{spec.name}-scheduler",
-            "namespace": spec.namespace,
+            "name": f"{target.name}-scheduler",
+            "namespace": target.namespace,
             "labels": labels("scheduler"),
         },
         "spec": _service_spec(selector("scheduler")),
     }
-    address = scheduler_address(spec.name, spec.namespace)
+    address = scheduler_address(target.name, target.namespace)
     return [
-        deployment("scheduler", 1, _scheduler_pod(spec)),
+        deployment("scheduler", 1, _scheduler_pod(target, settings)),
         service,
-        deployment("worker", spec.workers, _worker_pod(spec, address)),
+        deployment("worker", settings.workers, _worker_pod(target, settings, address)),
     ]
 
 
-def build_dask_operator_resources(spec: DaskSpec) -> list[dict[str, Any]]:
+def build_dask_operator_resources(
+    target: DaskTarget, settings: DaskSettings
+) -> list[dict[str, Any]]:
     """A ``DaskCluster`` for the operator and, when adaptive, its ``DaskAutoscaler``."""
-    if spec.mode != "operator":
-        raise SpecError("mode", spec.mode, "build_dask_operator_resources needs mode operator")
-    labels = standard_labels(name="dask", instance=spec.instance, component="dask-cluster")
-    metadata = {"name": spec.name, "namespace": spec.namespace, "labels": labels}
-    replicas = spec.workers if spec.workers is not None else spec.minimum
+    if settings.mode != "operator":
+        raise SpecError("mode", settings.mode, "build_dask_operator_resources needs mode operator")
+    labels = standard_labels(name="dask", instance=target.instance, component="dask-cluster")
+    metadata = {"name": target.name, "namespace": target.namespace, "labels": labels}
     cluster = {
         "apiVersion": "kubernetes.dask.org/v1",
         "kind": "DaskCluster",
         "metadata": metadata,
         "spec": {
-            "worker": {"replicas": replicas, "spec": _worker_pod(spec, None)},
+            "worker": {
+                "replicas": settings.workers,
+                "spec": _worker_pod(target, settings, None),
+            },
             "scheduler": {
-                "spec": _scheduler_pod(spec),
+                "spec": _scheduler_pod(target, settings),
                 "service": _service_spec(
-                    {"dask.org/cluster-name": spec.name, "dask.org/component": "scheduler"}
+                    {"dask.org/cluster-name": target.name, "dask.org/component": "scheduler"}
                 ),
             },
         },
     }
-    if spec.workers is not None:
+    if not settings.adaptive:
         return [cluster]
     autoscaler = {
         "apiVersion": "kubernetes.dask.org/v1",
         "kind": "DaskAutoscaler",
         "metadata": metadata,
-        "spec": {"cluster": spec.name, "minimum": spec.minimum, "maximum": spec.maximum},
+        "spec": {
+            "cluster": target.name,
+            "minimum": settings.workers,
+            "maximum": settings.max_workers,
+        },
     }
     return [cluster, autoscaler]
 

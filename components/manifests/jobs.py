@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import replace
+from typing import Annotated, Any, Self
+
+from pydantic import model_validator
 
 from workstack.components.manifests.labels import standard_labels
-from workstack.components.manifests.pods import ContainerSpec, PodStorage, build_pod_spec
-from workstack.components.manifests.validation import SpecError, require_dns1123_label, require_int
+from workstack.components.manifests.pods import (
+    ContainerSpec,
+    PodStorage,
+    Resources,
+    build_pod_spec,
+)
+from workstack.components.manifests.settings import Between, Settings, setting
+from workstack.components.manifests.validation import SpecError, require_dns1123_label
 from workstack.sdk.files import EXIT_BAD_INPUT
 
 __all__ = [
     "MANIFEST_FILE",
     "MANIFEST_MOUNT",
-    "IndexedJobSpec",
+    "JobSettings",
     "build_indexed_job",
     "build_manifest_config_map",
-    "check_job_settings",
+    "files_args",
     "manifest_text",
 ]
 
@@ -27,76 +35,59 @@ _CONFIG_MAP_LIMIT = 1_000_000  # the API server refuses ConfigMaps over 1 MiB; k
 _MAX_COMPLETIONS = 100_000  # Kubernetes' limit for Indexed Jobs with per-index backoff
 
 
-@dataclass(kw_only=True, frozen=True)
-class IndexedJobSpec:
-    """An Indexed Job whose pods each take one shard of the inputs.
+class JobSettings(Settings):
+    """How a job-per-file run is split, retried and bounded: one Indexed Job for any input."""
 
-    Attributes:
-        name: Job name.
-        namespace: Its namespace.
-        instance: Owning component's name, for labels.
-        container: The workload container; its exit code 65 means bad input.
-        shards: ``completions``: how many indexes the inputs are split over. Fixed when the
-            Job is created; any number of files is spread over them.
-        parallelism: Pods running at once.
-        retries_per_index: ``backoffLimitPerIndex``: retries of one index before it fails.
-        max_failed_indexes: Stop the whole Job once this many indexes failed; None: never.
-        ttl_seconds_after_finished: Delete the finished Job (and its pods) after this long.
-        active_deadline_seconds: Fail the Job if it runs longer than this.
-        storage: Storages every pod mounts.
-        service_account: Service account of the pods.
-        manifest_config_map: ConfigMap holding a frozen input list, mounted at
-            :data:`MANIFEST_MOUNT`; None when pods list their inputs themselves.
-    """
+    shards: Annotated[int, Between(1, _MAX_COMPLETIONS)] = setting(10, "jobShards")
+    """job-per-file. Indexes (pods over the Job's life) the input files are split over."""
+    parallelism: Annotated[int, Between(1, _MAX_COMPLETIONS)] = setting(4, "jobParallelism")
+    """job-per-file. Pods running at once."""
+    retries_per_index: Annotated[int, Between(0, 100)] = setting(2, "jobRetriesPerIndex")
+    """job-per-file. Retries of a failing index (never for bad input or a node disruption)."""
+    max_failed_indexes: Annotated[int | None, Between(0, _MAX_COMPLETIONS, optional=True)] = (
+        setting(None)
+    )
+    """Fail the whole Job once this many indexes failed; None runs every index."""
+    ttl_seconds_after_finished: Annotated[int, Between(0)] = setting(86_400, "jobTtlSeconds")
+    """job-per-file. Seconds a finished Job (and its pods, for their logs) is kept."""
+    active_deadline_seconds: Annotated[int, Between(1)] = setting(6 * 3600, "jobDeadlineSeconds")
+    """job-per-file. Seconds after which a running Job is failed."""
+    resources: Resources = setting(Resources(), "job")
+    """job-per-file. Each pod's CPU and memory."""
 
-    name: str
-    namespace: str
-    instance: str
-    container: ContainerSpec
-    shards: int = 10
-    parallelism: int = 4
-    retries_per_index: int = 2
-    max_failed_indexes: int | None = None
-    ttl_seconds_after_finished: int = 86_400
-    active_deadline_seconds: int = 6 * 3600
-    storage: Sequence[PodStorage] = field(default_factory=tuple)
-    service_account: str | None = None
-    manifest_config_map: str | None = None
-
-    def __post_init__(self) -> None:
-        require_dns1123_label("name", self.name, max_length=52)  # room for pod name suffixes
-        require_dns1123_label("namespace", self.namespace)
-        check_job_settings(
-            shards=self.shards,
-            parallelism=self.parallelism,
-            retries_per_index=self.retries_per_index,
-            max_failed_indexes=self.max_failed_indexes,
-            ttl_seconds_after_finished=self.ttl_seconds_after_finished,
-            active_deadline_seconds=self.active_deadline_seconds,
-        )
+    @model_validator(mode="after")
+    def _failed_indexes_within_shards(self) -> Self:
+        if self.max_failed_indexes is not None and self.max_failed_indexes > self.shards:
+            allowed = f"must not exceed {{shards}} ({self.shards})"
+            raise self.refuse("max_failed_indexes", self.max_failed_indexes, allowed)
+        return self
 
 
-def check_job_settings(
+def files_args(
     *,
+    input_url: str,
+    output_url: str,
     shards: int,
-    parallelism: int,
-    retries_per_index: int,
-    max_failed_indexes: int | None,
-    ttl_seconds_after_finished: int,
-    active_deadline_seconds: int,
-) -> None:
-    """Validate an Indexed Job's numbers.
+    function: str | None = None,
+    command: str | None = None,
+    manifest: str | None = None,
+    glob: str | None = None,
+    suffix: str | None = None,
+) -> tuple[str, ...]:
+    """The arguments of ``workstack files run`` in each pod of the Job.
 
     Raises:
-        SpecError: Naming the field out of range.
+        SpecError: Neither or both of ``function`` and ``command``.
     """
-    require_int("shards", shards, minimum=1, maximum=_MAX_COMPLETIONS)
-    require_int("parallelism", parallelism, minimum=1, maximum=_MAX_COMPLETIONS)
-    require_int("retries_per_index", retries_per_index, minimum=0, maximum=100)
-    if max_failed_indexes is not None:
-        require_int("max_failed_indexes", max_failed_indexes, minimum=0, maximum=shards)
-    require_int("ttl_seconds_after_finished", ttl_seconds_after_finished, minimum=0)
-    require_int("active_deadline_seconds", active_deadline_seconds, minimum=1)
+    if (function is None) == (command is None):
+        raise SpecError("function", function, "give exactly one of function or command")
+    args = ["files", "run", "--input", input_url, "--output", output_url]
+    args += ["--shards", str(shards)]
+    args += ["--function", function] if function else ["--command", str(command)]
+    for flag, value in (("--manifest", manifest), ("--glob", glob), ("--suffix", suffix)):
+        if value is not None:
+            args += [flag, value]
+    return tuple(args)
 
 
 def manifest_text(keys: Sequence[str]) -> str:
@@ -119,39 +110,63 @@ def manifest_text(keys: Sequence[str]) -> str:
     return text
 
 
-def build_indexed_job(spec: IndexedJobSpec) -> dict[str, Any]:
+def build_indexed_job(
+    *,
+    name: str,
+    namespace: str,
+    instance: str,
+    container: ContainerSpec,
+    settings: JobSettings,
+    storage: Sequence[PodStorage] = (),
+    service_account: str | None = None,
+    manifest_config_map: str | None = None,
+) -> dict[str, Any]:
     """The Job: Indexed completions, per-index retries and a pod failure policy.
 
     The failure policy fails an index at once when its container exits with the bad-input
     code (retrying a malformed file cannot help), and does not count pods that were
     disrupted (node drain, preemption, Spot reclaim) against the retries.
+
+    Args:
+        name: Job name.
+        namespace: Its namespace.
+        instance: Owning component's (or run's) name, for labels.
+        container: The workload container; its exit code 65 means bad input. Its resources
+            are ``settings.resources``.
+        settings: Split, retries, bounds and resources.
+        storage: Storages every pod mounts.
+        service_account: Service account of the pods.
+        manifest_config_map: ConfigMap holding a frozen input list, mounted at
+            :data:`MANIFEST_MOUNT`; None when pods list their inputs themselves.
     """
-    labels = standard_labels(name="workstack", instance=spec.instance, component="job-per-file")
-    storage = list(spec.storage)
-    if spec.manifest_config_map is not None:
-        storage.append(
+    require_dns1123_label("name", name, max_length=52)  # room for pod name suffixes
+    require_dns1123_label("namespace", namespace)
+    labels = standard_labels(name="workstack", instance=instance, component="job-per-file")
+    mounts = list(storage)
+    if manifest_config_map is not None:
+        mounts.append(
             PodStorage(
-                volumes=({"name": "manifest", "configMap": {"name": spec.manifest_config_map}},),
+                volumes=({"name": "manifest", "configMap": {"name": manifest_config_map}},),
                 mounts=({"name": "manifest", "mountPath": MANIFEST_MOUNT, "readOnly": True},),
             )
         )
     pod_spec = build_pod_spec(
-        containers=[spec.container],
-        storage=storage,
-        service_account=spec.service_account,
+        containers=[replace(container, resources=settings.resources)],
+        storage=mounts,
+        service_account=service_account,
         restart_policy="Never",
     )
     job_spec: dict[str, Any] = {
         "completionMode": "Indexed",
-        "completions": spec.shards,
-        "parallelism": spec.parallelism,
-        "backoffLimitPerIndex": spec.retries_per_index,
+        "completions": settings.shards,
+        "parallelism": settings.parallelism,
+        "backoffLimitPerIndex": settings.retries_per_index,
         "podFailurePolicy": {
             "rules": [
                 {
                     "action": "FailIndex",
                     "onExitCodes": {
-                        "containerName": spec.container.name,
+                        "containerName": container.name,
                         "operator": "In",
                         "values": [EXIT_BAD_INPUT],
                     },
@@ -162,16 +177,16 @@ def build_indexed_job(spec: IndexedJobSpec) -> dict[str, Any]:
                 },
             ]
         },
-        "ttlSecondsAfterFinished": spec.ttl_seconds_after_finished,
-        "activeDeadlineSeconds": spec.active_deadline_seconds,
+        "ttlSecondsAfterFinished": settings.ttl_seconds_after_finished,
+        "activeDeadlineSeconds": settings.active_deadline_seconds,
         "template": {"metadata": {"labels": labels}, "spec": pod_spec},
     }
-    if spec.max_failed_indexes is not None:
-        job_spec["maxFailedIndexes"] = spec.max_failed_indexes
+    if settings.max_failed_indexes is not None:
+        job_spec["maxFailedIndexes"] = settings.max_failed_indexes
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": spec.name, "namespace": spec.namespace, "labels": labels},
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
         "spec": job_spec,
     }
 

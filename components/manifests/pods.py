@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Self
+
+from pydantic import model_validator
 
 from workstack.components.manifests.security import (
     TMP_MOUNT_PATH,
@@ -17,12 +19,17 @@ from workstack.components.manifests.security import (
     container_security_context,
     pod_security_context,
 )
+from workstack.components.manifests.settings import (
+    OptionalQuantity,
+    Quantity,
+    Settings,
+    setting,
+)
 from workstack.components.manifests.validation import (
     SpecError,
     parse_quantity,
     require_choice,
     require_dns1123_label,
-    require_quantity,
 )
 
 __all__ = ["ContainerSpec", "PodStorage", "Resources", "build_pod_spec"]
@@ -37,28 +44,29 @@ def _amount(quantity: str) -> Decimal:
 _ENV_NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 
 
-@dataclass(kw_only=True, frozen=True)
-class Resources:
-    """CPU and memory a container requests and may use at most.
+class Resources(Settings):
+    """CPU and memory a container requests, and the most it may use.
 
-    Memory limit defaults to the request, so a pod is never killed for using what it asked for
-    and never takes more than it was scheduled with.
+    The memory limit defaults to the request, so a pod is never killed for using what it asked
+    for and never takes more than it was scheduled with.
     """
 
-    cpu: str = "500m"
-    memory: str = "1Gi"
-    cpu_limit: str = "1"
-    memory_limit: str | None = None
+    cpu: Quantity = setting("500m", "cpu")
+    """CPU the container requests (a Kubernetes quantity, e.g. 500m)."""
+    memory: Quantity = setting("1Gi", "memory")
+    """Memory the container requests (e.g. 1Gi)."""
+    cpu_limit: Quantity = setting("1", "cpuLimit")
+    """Most CPU the container may use; at least the request."""
+    memory_limit: OptionalQuantity = setting(None, "memoryLimit", unset="")
+    """Most memory the container may use; at least the request. Empty: the request."""
 
-    def __post_init__(self) -> None:
-        for name in ("cpu", "memory", "cpu_limit"):
-            require_quantity(name, getattr(self, name))
-        if self.memory_limit is not None:
-            require_quantity("memory_limit", self.memory_limit)
+    @model_validator(mode="after")
+    def _limits_cover_requests(self) -> Self:
         for request, limit in (("cpu", "cpu_limit"), ("memory", "memory_limit")):
             requested, allowed = getattr(self, request), getattr(self, limit)
             if allowed is not None and _amount(allowed) < _amount(requested):
-                raise SpecError(limit, allowed, f"must be at least {request} ({requested})")
+                raise self.refuse(limit, allowed, f"must be at least {{{request}}} ({requested})")
+        return self
 
     def build(self) -> dict[str, Any]:
         """The container ``resources`` field."""

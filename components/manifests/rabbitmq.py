@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Self
+
+from pydantic import model_validator
 
 from workstack.components.manifests.labels import LABEL_PREFIX, standard_labels
 from workstack.components.manifests.pods import Resources
 from workstack.components.manifests.security import container_security_context
-from workstack.components.manifests.validation import (
-    SpecError,
-    require_dns1123_label,
-    require_int,
-    require_quantity,
+from workstack.components.manifests.settings import (
+    Between,
+    OptionalText,
+    Quantity,
+    Settings,
+    setting,
 )
+from workstack.components.manifests.validation import require_dns1123_label
 
 __all__ = [
     "AMQP_PORT",
@@ -21,7 +24,7 @@ __all__ = [
     "MANAGEMENT_PORT",
     "RABBITMQ_OPERATOR_MANIFEST",
     "RABBITMQ_OPERATOR_VERSION",
-    "RabbitMqSpec",
+    "RabbitMqSettings",
     "broker_url",
     "build_broker_network_policy",
     "build_rabbitmq_cluster",
@@ -43,43 +46,30 @@ BROKER_CLIENT_LABEL = LABEL_PREFIX + "broker-client"
 """Pods labelled with this key and the broker's name may open AMQP connections to it."""
 
 
-@dataclass(kw_only=True, frozen=True)
-class RabbitMqSpec:
-    """A RabbitMQ cluster managed by the RabbitMQ Cluster Operator.
+class RabbitMqSettings(Settings):
+    """A RabbitMQ cluster run by the RabbitMQ Cluster Operator: size, disk and timeout."""
 
-    Attributes:
-        name: Cluster name; also the name of its Service (``<name>.<namespace>.svc``).
-        namespace: Its namespace.
-        instance: Owning component's name, for labels.
-        replicas: Broker nodes (1 or 3+: quorum queues need a majority).
-        resources: CPU and memory per node.
-        storage: Persistent volume per node (messages survive restarts).
-        storage_class: StorageClass of the volumes; None is the cluster default.
-        consumer_timeout_minutes: How long a worker may hold a message unacknowledged before
-            the broker closes its channel; set above the longest task.
-    """
-
-    name: str
-    namespace: str
-    instance: str
-    replicas: int = 1
-    resources: Resources = field(
-        default_factory=lambda: Resources(cpu="500m", memory="2Gi", cpu_limit="2")
+    replicas: Annotated[int, Between(1, 9)] = setting(1, "rabbitmqReplicas")
+    """queue-workers. RabbitMQ nodes, 1 or 3 to 9 (quorum queues then survive a node)."""
+    resources: Resources = setting(Resources(cpu="500m", memory="2Gi", cpu_limit="2"), "rabbitmq")
+    """queue-workers. Each RabbitMQ node's CPU and memory."""
+    storage: Quantity = setting("10Gi", "rabbitmqStorage")
+    """queue-workers. Each RabbitMQ node's disk (messages survive restarts)."""
+    storage_class: OptionalText = setting(None)
+    """StorageClass of the disks; None is the cluster's default."""
+    consumer_timeout_minutes: Annotated[int, Between(1)] = setting(
+        360, "rabbitmqConsumerTimeoutMinutes"
     )
-    storage: str = "10Gi"
-    storage_class: str | None = None
-    consumer_timeout_minutes: int = 360
+    """queue-workers. Minutes a worker may hold a task unacknowledged before the broker
+    closes its channel and redelivers the task; set it above the longest task."""
 
-    def __post_init__(self) -> None:
-        require_dns1123_label("name", self.name, max_length=40)
-        require_dns1123_label("namespace", self.namespace)
-        require_int("replicas", self.replicas, minimum=1, maximum=9)
+    @model_validator(mode="after")
+    def _quorum_needs_a_majority(self) -> Self:
         if self.replicas == 2:
-            raise SpecError(
+            raise self.refuse(
                 "replicas", 2, "expected 1, or 3 to 9: quorum queues need a majority of the nodes"
             )
-        require_quantity("storage", self.storage)
-        require_int("consumer_timeout_minutes", self.consumer_timeout_minutes, minimum=1)
+        return self
 
 
 def client_labels(broker: str) -> dict[str, str]:
@@ -101,16 +91,32 @@ def default_user_conf(*, username: str, password: str) -> str:
     return f"default_user = {username}\ndefault_pass = {password}\n"
 
 
-def build_rabbitmq_cluster(spec: RabbitMqSpec, *, credentials_secret: str) -> dict[str, Any]:
+def build_rabbitmq_cluster(
+    *,
+    name: str,
+    namespace: str,
+    instance: str,
+    settings: RabbitMqSettings,
+    credentials_secret: str,
+) -> dict[str, Any]:
     """The ``RabbitmqCluster``: quorum queues by default, its user from ``credentials_secret``.
 
     The Secret must hold ``default_user.conf`` (see :func:`default_user_conf`) plus
     ``username`` and ``password``; the operator then creates no default user of its own.
+
+    Args:
+        name: Cluster name; also the name of its Service (``<name>.<namespace>.svc``).
+        namespace: Its namespace.
+        instance: Owning component's name, for labels.
+        settings: Size, disk and timeout.
+        credentials_secret: The Secret holding the broker's user.
     """
+    require_dns1123_label("name", name, max_length=40)
+    require_dns1123_label("namespace", namespace)
     config = "\n".join(
         [
             "default_queue_type = quorum",
-            f"consumer_timeout = {spec.consumer_timeout_minutes * 60_000}",
+            f"consumer_timeout = {settings.consumer_timeout_minutes * 60_000}",
         ]
     )
     restricted = container_security_context(read_only_root_filesystem=False)
@@ -118,16 +124,16 @@ def build_rabbitmq_cluster(spec: RabbitMqSpec, *, credentials_secret: str) -> di
         "apiVersion": "rabbitmq.com/v1beta1",
         "kind": "RabbitmqCluster",
         "metadata": {
-            "name": spec.name,
-            "namespace": spec.namespace,
-            "labels": standard_labels(name="rabbitmq", instance=spec.instance, component="broker"),
+            "name": name,
+            "namespace": namespace,
+            "labels": standard_labels(name="rabbitmq", instance=instance, component="broker"),
         },
         "spec": {
-            "replicas": spec.replicas,
-            "resources": spec.resources.build(),
+            "replicas": settings.replicas,
+            "resources": settings.resources.build(),
             "persistence": {
-                "storage": spec.storage,
-                **({"storageClassName": spec.storage_class} if spec.storage_class else {}),
+                "storage": settings.storage,
+                **({"storageClassName": settings.storage_class} if settings.storage_class else {}),
             },
             "rabbitmq": {"additionalConfig": config},
             "secretBackend": {"externalSecret": {"name": credentials_secret}},
@@ -154,27 +160,27 @@ def build_rabbitmq_cluster(spec: RabbitMqSpec, *, credentials_secret: str) -> di
     }
 
 
-def build_broker_network_policy(spec: RabbitMqSpec) -> dict[str, Any]:
+def build_broker_network_policy(*, name: str, namespace: str, instance: str) -> dict[str, Any]:
     """Admit AMQP only from pods labelled as the broker's clients; nodes talk among themselves.
 
     The management UI is not exposed: reach it with ``kubectl port-forward``, which does not
     pass through NetworkPolicies.
     """
-    broker_pods = {"app.kubernetes.io/name": spec.name}
+    broker_pods = {"app.kubernetes.io/name": name}
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": {
-            "name": f"{spec.name}-amqp-clients",
-            "namespace": spec.namespace,
-            "labels": standard_labels(name="rabbitmq", instance=spec.instance, component="broker"),
+            "name": f"{name}-amqp-clients",
+            "namespace": namespace,
+            "labels": standard_labels(name="rabbitmq", instance=instance, component="broker"),
         },
         "spec": {
             "podSelector": {"matchLabels": broker_pods},
             "policyTypes": ["Ingress"],
             "ingress": [
                 {
-                    "from": [{"podSelector": {"matchLabels": client_labels(spec.name)}}],
+                    "from": [{"podSelector": {"matchLabels": client_labels(name)}}],
                     "ports": [{"protocol": "TCP", "port": AMQP_PORT}],
                 },
                 {

@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Self
+
+from pydantic import SecretStr, ValidationInfo, model_validator
 
 from workstack.components.manifests.labels import standard_labels
 from workstack.components.manifests.pods import PodStorage
 from workstack.components.manifests.security import WORKLOAD_GID, WORKLOAD_UID
+from workstack.components.manifests.settings import (
+    Flag,
+    Label,
+    OneOf,
+    OptionalText,
+    Quantity,
+    Settings,
+    setting,
+)
 from workstack.components.manifests.validation import (
     SpecError,
+    parse_quantity,
     require_bucket_name,
-    require_choice,
     require_dns1123_label,
     require_quantity,
 )
@@ -23,13 +33,12 @@ __all__ = [
     "NFS_MODES",
     "NFS_PORTS",
     "NFS_SERVER_IMAGE",
-    "NfsServerSpec",
+    "BucketSettings",
+    "NfsSettings",
     "bucket_pod_storage",
     "build_claim",
     "build_nfs_server",
     "build_static_volume",
-    "check_bucket_settings",
-    "check_nfs_settings",
     "nfs_pod_storage",
 ]
 
@@ -45,62 +54,38 @@ DATA_VOLUME = "data"
 _OWN_EXPORT = f"chown {WORKLOAD_UID}:{WORKLOAD_GID} /exports && chmod 2775 /exports"
 
 
-@dataclass(kw_only=True, frozen=True)
-class NfsServerSpec:
-    """An NFS server inside the cluster, backed by a disk of its own.
-
-    Attributes:
-        name: Base name of its objects.
-        namespace: Namespace it runs in; its Pod Security level must allow privileged pods.
-        instance: Owning component's name, for labels.
-        size: Size of the backing disk (a Kubernetes quantity).
-        storage_class: StorageClass of the backing disk; None uses the cluster default.
-    """
-
-    name: str
-    namespace: str
-    instance: str
-    size: str = "10Gi"
-    storage_class: str | None = None
-
-    def __post_init__(self) -> None:
-        require_dns1123_label("name", self.name, max_length=52)
-        require_dns1123_label("namespace", self.namespace)
-        require_quantity("size", self.size)
-
-
-def _labels(spec: NfsServerSpec) -> dict[str, str]:
-    return standard_labels(name="nfs", instance=spec.instance, component="nfs-server")
-
-
-def build_nfs_server(spec: NfsServerSpec) -> list[dict[str, Any]]:
+def build_nfs_server(
+    *, name: str, namespace: str, instance: str, settings: NfsSettings
+) -> list[dict[str, Any]]:
     """The backing claim, the server Deployment and its Service.
 
     The server needs a privileged container (the kernel's nfsd); it is the only pod that does,
     and is listed in ``POD_SECURITY_EXCEPTIONS``. An init container hands the export to the
     workload user so workloads, which run as non-root, can write to it.
     """
-    labels = _labels(spec)
+    require_dns1123_label("name", name, max_length=52)
+    require_dns1123_label("namespace", namespace)
+    labels = standard_labels(name="nfs", instance=instance, component="nfs-server")
     selector = {
-        "app.kubernetes.io/instance": spec.instance,
+        "app.kubernetes.io/instance": instance,
         "app.kubernetes.io/component": "nfs-server",
     }
     claim: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
-        "metadata": {"name": f"{spec.name}-export", "namespace": spec.namespace, "labels": labels},
+        "metadata": {"name": f"{name}-export", "namespace": namespace, "labels": labels},
         "spec": {
             "accessModes": ["ReadWriteOnce"],
-            "resources": {"requests": {"storage": spec.size}},
+            "resources": {"requests": {"storage": settings.size}},
         },
     }
-    if spec.storage_class is not None:
-        claim["spec"]["storageClassName"] = spec.storage_class
+    if settings.storage_class is not None:
+        claim["spec"]["storageClassName"] = settings.storage_class
     export_mount = [{"name": "export", "mountPath": "/exports"}]
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": spec.name, "namespace": spec.namespace, "labels": labels},
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
         "spec": {
             "replicas": 1,
             # The backing disk is ReadWriteOnce: the old pod must stop before a new one mounts it.
@@ -142,7 +127,7 @@ def build_nfs_server(spec: NfsServerSpec) -> list[dict[str, Any]]:
                     "volumes": [
                         {
                             "name": "export",
-                            "persistentVolumeClaim": {"claimName": f"{spec.name}-export"},
+                            "persistentVolumeClaim": {"claimName": f"{name}-export"},
                         }
                     ],
                 },
@@ -152,7 +137,7 @@ def build_nfs_server(spec: NfsServerSpec) -> list[dict[str, Any]]:
     service = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": spec.name, "namespace": spec.namespace, "labels": labels},
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
         "spec": {
             "type": "ClusterIP",
             "selector": selector,
@@ -271,62 +256,98 @@ def bucket_pod_storage(url: Any, *, credentials_secret: str | None = None) -> Po
     )
 
 
-def check_nfs_settings(*, cloud: str, mode: str, size: str, claim_name: str) -> None:
-    """Validate NFS storage settings for a cluster of kind ``cloud``.
+class NfsSettings(Settings):
+    """A ReadWriteMany volume every workload pod mounts at ``/data``.
 
-    Raises:
-        SpecError: Naming ``mode``, ``size`` or ``claim_name``.
+    Validate with ``context={"cloud": ...}`` (``validated_for``) to apply the rules of a
+    cluster: managed NFS needs GKE or EKS, and Filestore's smallest instance is 1Ti.
     """
-    require_choice("mode", mode, NFS_MODES)
-    require_dns1123_label("claim_name", claim_name)
-    if mode == "managed" and cloud not in ("gke", "eks"):
-        raise SpecError(
-            "mode", mode, "managed NFS needs GKE (Filestore) or EKS (EFS); use in-cluster"
-        )
-    minimum = FILESTORE_MINIMUM if (mode, cloud) == ("managed", "gke") else None
-    require_quantity("size", size, minimum=minimum)
+
+    mode: Annotated[str, OneOf(*NFS_MODES)] = setting("in-cluster", "nfsMode")
+    """`in-cluster` (an NFS server on a disk of its own; any cluster) or `managed` (Filestore
+    on GKE, at least 1Ti; EFS on EKS)."""
+    size: Quantity = setting("10Gi", "nfsSize")
+    """Capacity of the NFS volume, a Kubernetes quantity such as 10Gi."""
+    claim_name: Label = setting("shared-data")
+    """Name of the PersistentVolumeClaim workloads mount."""
+    storage_class: OptionalText = setting(None)
+    """In-cluster mode: StorageClass of the server's disk; None is the cluster's default."""
+
+    @model_validator(mode="after")
+    def _fits_the_cloud(self, info: ValidationInfo) -> Self:
+        cloud = (info.context or {}).get("cloud")
+        if cloud is None:
+            return self
+        if self.mode == "managed" and cloud not in ("gke", "eks"):
+            raise self.refuse(
+                "mode", self.mode, "managed NFS needs GKE (Filestore) or EKS (EFS); use in-cluster"
+            )
+        if (self.mode, cloud) == ("managed", "gke"):
+            minimum = parse_quantity(FILESTORE_MINIMUM)
+            if (parse_quantity(self.size) or 0) < (minimum or 0):
+                allowed = f"Filestore needs at least {FILESTORE_MINIMUM}"
+                raise self.refuse("size", self.size, allowed)
+        return self
 
 
-def check_bucket_settings(
-    *,
-    cloud: str,
-    bucket_name: str | None,
-    endpoint_url: str | None,
-    access_key_given: bool,
-    secret_key_given: bool,
-) -> None:
-    """Validate bucket settings for a cluster of kind ``cloud``.
+class BucketSettings(Settings):
+    """A bucket for inputs and outputs: S3 on EKS, GCS on GKE, an S3-compatible endpoint else.
 
-    On GKE and EKS no endpoint or key may be given: pods reach the bucket through their
-    workload identity. Elsewhere (minikube) an S3-compatible endpoint, an existing bucket's
-    name and its credentials are required.
-
-    Raises:
-        SpecError: Naming ``bucket_name``, ``endpoint_url`` or ``credentials``.
+    Validate with ``context={"cloud": ...}`` (``validated_for``): on GKE and EKS pods reach
+    the bucket through their workload identity, so an endpoint or keys are refused; elsewhere
+    (minikube) an existing bucket on an S3-compatible endpoint and its keys are required.
     """
-    in_cloud = cloud in ("gke", "eks")
-    any_key, both_keys = access_key_given or secret_key_given, access_key_given and secret_key_given
-    if bucket_name is not None:
-        require_bucket_name("bucket_name", bucket_name, cloud="gcs" if cloud == "gke" else "s3")
-    if in_cloud and (endpoint_url is not None or any_key):
-        raise SpecError(
-            "endpoint_url" if endpoint_url is not None else "credentials",
-            endpoint_url if endpoint_url is not None else "(set)",
-            "static keys and endpoints are refused on GKE and EKS; pods reach the bucket "
-            "through their workload identity (Workload Identity, Pod Identity or IRSA)",
-        )
-    if in_cloud:
-        return
-    if endpoint_url is None or not _ENDPOINT.match(endpoint_url):
-        raise SpecError(
-            "endpoint_url",
-            endpoint_url,
-            "an S3-compatible endpoint such as http://minio.minio:9000 is required outside GKE "
-            "and EKS",
-        )
-    if bucket_name is None:
-        raise SpecError("bucket_name", None, "name the existing bucket on the endpoint")
-    if not both_keys:
-        raise SpecError(
-            "credentials", None, "the endpoint's access key and secret key are both required"
-        )
+
+    name: OptionalText = setting(None, "bucketName", unset="")
+    """Bucket name. Empty lets Pulumi generate a unique one on GKE and EKS; on minikube it
+    names the existing bucket on bucketEndpoint."""
+    versioning: Flag = setting(False, "bucketVersioning")
+    """Keep old versions of overwritten and deleted objects in the bucket."""
+    endpoint: OptionalText = setting(None, "bucketEndpoint", unset="")
+    """minikube only. S3-compatible endpoint (e.g. MinIO) holding the bucket."""
+    access_key_id: SecretStr | None = setting(None, "bucketAccessKeyId", secret=True)
+    """minikube only. Access key of bucketEndpoint (`pulumi config set --secret`)."""
+    secret_access_key: SecretStr | None = setting(None, "bucketSecretAccessKey", secret=True)
+    """minikube only. Secret key of bucketEndpoint (`pulumi config set --secret`)."""
+    location: OptionalText = setting(None)
+    """GCS location; None is the cluster's region."""
+
+    @model_validator(mode="after")
+    def _fits_the_cloud(self, info: ValidationInfo) -> Self:
+        cloud = (info.context or {}).get("cloud")
+        if cloud is None:
+            return self
+        if self.name is not None:
+            try:
+                require_bucket_name("", self.name, cloud="gcs" if cloud == "gke" else "s3")
+            except SpecError as error:
+                raise self.refuse("name", self.name, error.allowed) from None
+        keys = (self.access_key_id, self.secret_access_key)
+        if cloud in ("gke", "eks"):
+            if self.endpoint is not None or any(k is not None for k in keys):
+                field = "endpoint" if self.endpoint is not None else "access_key_id"
+                raise self.refuse(
+                    field,
+                    self.endpoint if self.endpoint is not None else "(set)",
+                    "static keys and endpoints are refused on GKE and EKS; pods reach the "
+                    "bucket through their workload identity (Workload Identity, Pod Identity "
+                    "or IRSA)",
+                )
+            return self
+        if self.endpoint is None or not _ENDPOINT.match(self.endpoint):
+            raise self.refuse(
+                "endpoint",
+                self.endpoint,
+                "an S3-compatible endpoint such as http://minio.minio:9000 is required outside "
+                "GKE and EKS",
+            )
+        if self.name is None:
+            raise self.refuse("name", None, "name the existing bucket on the endpoint")
+        for field, key in zip(("access_key_id", "secret_access_key"), keys, strict=True):
+            if key is None:
+                raise self.refuse(
+                    field,
+                    None,
+                    "the endpoint's {access_key_id} and {secret_access_key} are both required",
+                )
+        return self

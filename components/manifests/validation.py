@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import TypeVar
 
+from workstack.sdk.errors import WorkstackError
+
 __all__ = [
     "SpecError",
     "parse_quantity",
@@ -53,7 +55,7 @@ _IP_ADDRESS = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 T = TypeVar("T")
 
 
-class SpecError(ValueError):
+class SpecError(WorkstackError, ValueError):
     """A field has a value that is not allowed.
 
     Attributes:

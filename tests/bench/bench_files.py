@@ -16,7 +16,7 @@ from pathlib import Path
 from workstack.components import MinikubeCluster, MinikubeClusterArgs, NfsStorage, NfsStorageArgs
 from workstack.components._objects import create_object
 from workstack.components.job_per_file import JobPerFile, JobPerFileArgs
-from workstack.components.manifests.jobs import IndexedJobSpec, build_indexed_job
+from workstack.components.manifests.jobs import JobSettings, build_indexed_job
 from workstack.components.manifests.pods import ContainerSpec
 from workstack.offline import run_function
 
@@ -69,20 +69,20 @@ def _job_per_file(count: int) -> Callable[[], object]:
         cluster = MinikubeCluster("dev", MinikubeClusterArgs())
         nfs = NfsStorage("nfs", NfsStorageArgs(cluster=cluster))
         opts = pulumi.ResourceOptions(provider=cluster.provider)
+        one = JobSettings(shards=1, parallelism=1)
         for number, name in enumerate(_files(count)):
             container = ContainerSpec(
                 name="work", image=IMAGE, args=("files", "run", "--input", f"/data/raw/{name}")
             )
-            job = IndexedJobSpec(
+            job = build_indexed_job(
                 name=f"clean-{number}",
                 namespace="workstack",
                 instance="clean",
                 container=container,
-                shards=1,
-                parallelism=1,
+                settings=one,
                 storage=(nfs.pod_storage,),
             )
-            create_object(f"clean-{number}", build_indexed_job(job), opts)
+            create_object(f"clean-{number}", job, opts)
 
     return lambda: run_function(program)
 

@@ -72,9 +72,13 @@ BAD_CONFIGS = [
     (
         "eks",
         {"eksSubnetIds": '["subnet-1"]'},
-        ["workstack:eksSubnetIds:", "need workstack:eksVpcId"],
+        ["workstack:eksSubnetIds:", "needs workstack:eksVpcId"],
     ),
-    ("minikube", {"kubeContext": " "}, ["workstack:kubeContext: ' '", "kubeconfig context name"]),
+    (
+        "minikube",
+        {"kubeContext": " "},
+        ["workstack:kubeContext: ' '", "expected a non-empty string"],
+    ),
 ]
 
 

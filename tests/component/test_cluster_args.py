@@ -27,7 +27,7 @@ GKE = {"project": "my-project", "location": "us-east1", "cluster_name": "ml"}
         ({"min_nodes": 4, "max_nodes": 2}, "min_nodes", "must not exceed max_nodes (2)"),
         ({"release_channel": "beta"}, "release_channel", "allowed: RAPID, REGULAR"),
         ({"namespace": "kube_system"}, "namespace", "DNS-1123 label"),
-        ({"machine_type": " "}, "machine_type", "expected a machine type"),
+        ({"machine_type": " "}, "machine_type", "expected a non-empty string"),
     ],
 )
 def test_gke_args(changes: dict[str, Any], field: str, allowed: str) -> None:

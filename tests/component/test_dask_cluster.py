@@ -10,6 +10,7 @@ import pytest
 from workstack.components import (
     DaskCluster,
     DaskClusterArgs,
+    DaskSettings,
     MinikubeCluster,
     MinikubeClusterArgs,
     NfsStorage,
@@ -20,7 +21,7 @@ from workstack.components import (
 )
 from workstack.components.manifests.dask import (
     DASK_OPERATOR_VERSION,
-    DaskSpec,
+    DaskTarget,
     build_dask_operator_resources,
     build_plain_dask,
 )
@@ -31,7 +32,7 @@ from workstack.render import rendered_objects
 IMAGE = "registry.example/dask-bench:9c1e"
 
 
-def deploy(**changes: Any) -> Deployment:
+def deploy(**settings: Any) -> Deployment:
     def program() -> None:
         import pulumi
 
@@ -43,15 +44,11 @@ def deploy(**changes: Any) -> Deployment:
         dask = DaskCluster(
             "bench",
             DaskClusterArgs(
-                **(
-                    {
-                        "cluster": cluster,
-                        "image": IMAGE,
-                        "storage": (nfs.pod_storage,),
-                        "identity": identity,
-                    }
-                    | changes
-                )
+                cluster=cluster,
+                image=IMAGE,
+                storage=(nfs.pod_storage,),
+                identity=identity,
+                settings=DaskSettings(**settings),
             ),
         )
         pulumi.export("scheduler", dask.scheduler_address)
@@ -105,7 +102,7 @@ def test_plain_mode_scheduler_service_and_workers(assert_schema_valid: Any) -> N
 
 
 def test_operator_mode_is_adaptive_and_namespaced(assert_schema_valid: Any) -> None:
-    deployment = deploy(mode="operator", workers=None, minimum=1, maximum=6)
+    deployment = deploy(mode="operator", workers=1, max_workers=6)
     objects = ours(deployment)
     assert sorted(o["kind"] for o in objects) == ["DaskAutoscaler", "DaskCluster"]
     result = assert_schema_valid(objects)
@@ -132,13 +129,13 @@ def test_operator_chart_is_pinned_to_the_installed_dask_kubernetes() -> None:
 
 BAD = [
     ({"mode": "fargate"}, "mode", "allowed: plain, operator"),
-    ({"workers": 0}, "workers", "integer between 1 and 1000"),
+    ({"workers": 0}, "workers", "a fixed cluster needs at least 1"),
     (
-        {"workers": None, "minimum": 4, "maximum": 2, "mode": "operator"},
-        "minimum",
-        "must not exceed maximum (2)",
+        {"workers": 4, "max_workers": 2, "mode": "operator"},
+        "workers",
+        "must not exceed max_workers",
     ),
-    ({"workers": None, "minimum": 1, "maximum": 3}, "mode", "needs mode operator"),
+    ({"workers": 1, "max_workers": 3}, "mode", "needs mode operator"),
     ({"threads": 0}, "threads", "between 1 and 256"),
 ]
 
@@ -155,18 +152,10 @@ def test_bad_arguments(changes: dict[str, Any], field: str, allowed: str) -> Non
 
 
 def test_builders_golden(golden: Callable[[str, Any], None]) -> None:
-    plain = build_plain_dask(DaskSpec(name="bench", namespace="ws", instance="bench", image=IMAGE))
+    target = DaskTarget(name="bench", namespace="ws", instance="bench", image=IMAGE)
+    plain = build_plain_dask(target, DaskSettings())
     operator = build_dask_operator_resources(
-        DaskSpec(
-            name="bench",
-            namespace="ws",
-            instance="bench",
-            image=IMAGE,
-            mode="operator",
-            workers=None,
-            minimum=1,
-            maximum=4,
-        )
+        target, DaskSettings(mode="operator", workers=1, max_workers=4)
     )
     golden("dask-plain", plain)
     golden("dask-operator", operator)

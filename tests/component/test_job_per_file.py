@@ -16,7 +16,7 @@ from workstack.components import (
     SpecError,
 )
 from workstack.components.job_per_file import JobPerFile, JobPerFileArgs
-from workstack.components.manifests.jobs import IndexedJobSpec, build_indexed_job
+from workstack.components.manifests.jobs import JobSettings, build_indexed_job
 from workstack.components.manifests.pods import ContainerSpec
 from workstack.offline import Deployment, ProgramError, run_function
 from workstack.policy import pod_templates, restricted_violations
@@ -38,7 +38,9 @@ def deploy(files: int | None = None, **changes: Any) -> Deployment:
             "storage": (nfs.pod_storage,),
             "files": None if files is None else tuple(f"day-{n:06d}.csv" for n in range(files)),
         }
-        JobPerFile("clean", JobPerFileArgs(**(args | changes)))
+        settings = {k: v for k, v in changes.items() if k in JobSettings.model_fields}
+        wiring = {k: v for k, v in changes.items() if k not in settings}
+        JobPerFile("clean", JobPerFileArgs(**(args | wiring), settings=JobSettings(**settings)))
 
     return run_function(program)
 
@@ -127,7 +129,7 @@ BAD = [
     ({"output_url": "/data/raw/clean"}, "output_url", "lies inside the input"),
     ({"function": None}, "function", "exactly one of function or command"),
     ({"manifest_url": "/data/manifest.txt"}, "files", "not both"),
-    ({"max_failed_indexes": 11}, "max_failed_indexes", "between 0 and 10"),
+    ({"max_failed_indexes": 11}, "max_failed_indexes", "must not exceed shards"),
 ]
 
 
@@ -151,14 +153,11 @@ def test_too_many_files_for_a_config_map_points_to_a_manifest() -> None:
 
 def test_builder_golden(golden: Callable[[str, Any], None]) -> None:
     job = build_indexed_job(
-        IndexedJobSpec(
-            name="clean",
-            namespace="ws",
-            instance="clean",
-            container=ContainerSpec(name="work", image=IMAGE, args=("files", "run")),
-            shards=4,
-            parallelism=2,
-        )
+        name="clean",
+        namespace="ws",
+        instance="clean",
+        container=ContainerSpec(name="work", image=IMAGE, args=("files", "run")),
+        settings=JobSettings(shards=4, parallelism=2),
     )
     golden("indexed-job", job)
 

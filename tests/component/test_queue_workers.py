@@ -13,6 +13,7 @@ from workstack.components import (
     MinikubeClusterArgs,
     NfsStorage,
     NfsStorageArgs,
+    QueueSettings,
     QueueWorkers,
     QueueWorkersArgs,
     RabbitMq,
@@ -21,7 +22,7 @@ from workstack.components import (
 )
 from workstack.components.manifests.queue import (
     KEDA_CHART_VERSION,
-    QueueWorkersSpec,
+    QueueTarget,
     build_queue_workers,
 )
 from workstack.offline import Deployment, ProgramError, run_function
@@ -44,7 +45,11 @@ def deploy(broker: BrokerRef | None = None, **changes: Any) -> Deployment:
             "tasks_from": "simulations.plan:stages",
             "storage": (nfs.pod_storage,),
         }
-        QueueWorkers("sims", QueueWorkersArgs(**(args | changes)))
+        settings = {k: v for k, v in changes.items() if k in QueueSettings.model_fields}
+        wiring = {k: v for k, v in changes.items() if k not in settings}
+        QueueWorkers(
+            "sims", QueueWorkersArgs(**(args | wiring), settings=QueueSettings(**settings))
+        )
 
     return run_function(program)
 
@@ -193,10 +198,10 @@ def test_a_broker_made_elsewhere() -> None:
 BAD = [
     ({"workers": 0}, "workers", "between 1 and 10000"),
     ({"mode": "deployment"}, "mode", "jobs, keda"),
-    ({"prefetch": 0}, "queue settings", "prefetch"),
-    ({"prefetch": 2, "concurrency": 3}, "queue settings", "at most prefetch (2)"),
-    ({"queue": "Big Queue"}, "queue settings", "a-z, 0-9"),
-    ({"max_attempts": 0}, "queue settings", "max_attempts"),
+    ({"prefetch": 0}, "prefetch", "between 1 and 65535"),
+    ({"prefetch": 2, "concurrency": 3}, "concurrency", "must not exceed prefetch"),
+    ({"queue": "Big Queue"}, "queue", "a-z, 0-9"),
+    ({"max_attempts": 0}, "max_attempts", "between 1 and 1000"),
     ({"storage_url": "/home/me/out"}, "storage_url", "pods see only /data"),
     ({"tasks_from": None}, "tasks_from", "exactly one of tasks_from"),
     ({"task_files": ("/app/jobs/a.txt",)}, "tasks_from", "exactly one of tasks_from"),
@@ -228,8 +233,9 @@ def test_builders_golden(golden: Callable[[str, Any], None]) -> None:
         "storage_url": "s3://results/sims",
         "tasks_from": "simulations.plan:stages",
     }
+    target = QueueTarget(**common, queue="workstack")
     golden(
         "queue-workers",
-        build_queue_workers(QueueWorkersSpec(**common))
-        + build_queue_workers(QueueWorkersSpec(**common, mode="keda", idle_timeout=60)),
+        build_queue_workers(target, QueueSettings())
+        + build_queue_workers(target, QueueSettings(mode="keda", idle_timeout=60)),
     )

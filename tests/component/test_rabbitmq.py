@@ -12,11 +12,11 @@ from workstack.components import (
     MinikubeClusterArgs,
     RabbitMq,
     RabbitMqArgs,
+    RabbitMqSettings,
     SpecError,
 )
 from workstack.components.manifests.rabbitmq import (
     RABBITMQ_OPERATOR_VERSION,
-    RabbitMqSpec,
     build_broker_network_policy,
     build_rabbitmq_cluster,
 )
@@ -29,7 +29,12 @@ def deploy(**changes: Any) -> Deployment:
         import pulumi
 
         cluster = MinikubeCluster("dev", MinikubeClusterArgs())
-        broker = RabbitMq("broker", RabbitMqArgs(**({"cluster": cluster} | changes)))
+        settings = {k: v for k, v in changes.items() if k in RabbitMqSettings.model_fields}
+        wiring = {k: v for k, v in changes.items() if k not in settings}
+        broker = RabbitMq(
+            "broker",
+            RabbitMqArgs(cluster=cluster, settings=RabbitMqSettings(**settings), **wiring),
+        )
         pulumi.export("url", broker.url)
         pulumi.export("management", broker.management_command)
 
@@ -105,11 +110,15 @@ def test_bad_arguments(changes: dict[str, Any], field: str) -> None:
 
 
 def test_builders_golden(golden: Callable[[str, Any], None]) -> None:
-    spec = RabbitMqSpec(name="broker", namespace="ws", instance="broker", replicas=3)
+    names = {"name": "broker", "namespace": "ws", "instance": "broker"}
     golden(
         "rabbitmq",
         [
-            build_rabbitmq_cluster(spec, credentials_secret="broker-broker"),
-            build_broker_network_policy(spec),
+            build_rabbitmq_cluster(
+                **names,
+                settings=RabbitMqSettings(replicas=3),
+                credentials_secret="broker-broker",
+            ),
+            build_broker_network_policy(**names),
         ],
     )

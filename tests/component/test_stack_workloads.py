@@ -167,17 +167,12 @@ def test_operators_are_installed_once_for_several_workloads(project: PulumiProje
         "workstack:queueMode": "keda",
         "workstack:workloads": '["dask-bench", "simulations"]',
     }
-    config = parse_stack_config(project, "minikube", values)
+    config = parse_stack_config("minikube", values)
     twins = tuple(
         dataclasses.replace(w, spec=dataclasses.replace(w.spec, name=f"{w.spec.name}-2"))
-        for w in config.workloads.workloads
+        for w in config.workloads
     )
-    config = dataclasses.replace(
-        config,
-        workloads=dataclasses.replace(
-            config.workloads, workloads=config.workloads.workloads + twins
-        ),
-    )
+    config = dataclasses.replace(config, workloads=config.workloads + twins)
     deployment = run_function(lambda: compose(config))
     charts = sorted(c.inputs["chart"] for c in deployment.of_type("kubernetes:helm.sh/v4:Chart"))
     assert charts == ["dask-kubernetes-operator", "keda"]

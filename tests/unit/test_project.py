@@ -16,57 +16,6 @@ def test_project_file_is_a_python_project_with_stacks_folder(project: PulumiProj
     assert project.stacks() == ["eks", "gke", "minikube"]
 
 
-def test_every_key_is_typed_described_and_defaulted(project: PulumiProject) -> None:
-    for key in project.schema.values():
-        assert key.type in ("string", "integer", "boolean", "array")
-        assert key.description, f"{key.name} needs a description"
-        # A secret has no default: a default would be a value in plain text.
-        assert (key.default is None) == key.secret, f"{key.name} needs a default unless secret"
-        if key.type == "array":
-            assert key.items == "string"
-
-
-def test_project_defaults_are_pinned(project: PulumiProject) -> None:
-    defaults = {name: key.default for name, key in project.schema.items()}
-    assert defaults == {
-        "cloud": "minikube",
-        "namespace": "workstack",
-        "ephemeral": False,
-        "clusterName": "",
-        "nodeType": "",
-        "nodeMin": 1,
-        "nodeMax": 3,
-        "nodeSpot": False,
-        "kubeconfig": "",
-        "kubeContext": "minikube",
-        "gkeReleaseChannel": "REGULAR",
-        "eksVersion": "",
-        "eksIdentity": "pod-identity",
-        "eksAdminArns": [],
-        "eksVpcId": "",
-        "eksSubnetIds": [],
-        "storage": "nfs",
-        "nfsMode": "in-cluster",
-        "nfsSize": "10Gi",
-        "bucketName": "",
-        "bucketVersioning": False,
-        "bucketEndpoint": "",
-        "bucketAccessKeyId": None,
-        "bucketSecretAccessKey": None,
-        "workloads": [],
-        "dockerHost": "",
-        "jobShards": 10,
-        "jobParallelism": 4,
-        "daskMode": "plain",
-        "daskWorkers": 2,
-        "daskMaxWorkers": 0,
-        "queueWorkers": 4,
-        "queueMode": "jobs",
-        "rabbitmqReplicas": 1,
-        "installOperators": True,
-    }
-
-
 def test_read_stack_applies_defaults_and_encodes_like_the_engine(project: PulumiProject) -> None:
     settings = project.read_stack("gke")
     assert settings.values["workstack:cloud"] == "gke"

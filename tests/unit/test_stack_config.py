@@ -1,18 +1,35 @@
-"""stacks/config.py: raw config in, typed StackConfig out, component rules applied."""
+"""stacks/config.py: raw config in, typed settings out, every problem named by its key."""
+
+import pytest
 
 from stacks.config import default_cluster_name, parse_stack_config
-from workstack.components import EksClusterArgs, GkeClusterArgs, MinikubeClusterArgs
-from workstack.project import PulumiProject
+from workstack.components import (
+    EksClusterArgs,
+    GkeClusterArgs,
+    JobSettings,
+    MinikubeClusterArgs,
+    NfsSettings,
+)
+from workstack.project import ConfigError, PulumiProject
 
 
 def test_minikube_stack(project: PulumiProject) -> None:
-    config = parse_stack_config(project, "minikube", project.read_stack("minikube").values)
+    config = parse_stack_config("minikube", project.read_stack("minikube").values)
     assert config.cloud == "minikube"
     assert config.cluster == MinikubeClusterArgs(context="minikube", namespace="workstack")
+    assert config.nfs == NfsSettings()
+    assert config.bucket is None
+    assert config.job == JobSettings()
+    assert [w.spec.name for w in config.workloads] == [
+        "csv-clean",
+        "dask-bench",
+        "ml-basic",
+        "simulations",
+    ]
 
 
 def test_gke_stack_maps_every_key(project: PulumiProject) -> None:
-    config = parse_stack_config(project, "gke", project.read_stack("gke").values)
+    config = parse_stack_config("gke", project.read_stack("gke").values)
     assert config.cluster == GkeClusterArgs(
         project="workstack-demo",
         location="europe-west1-b",  # gcp:zone wins over gcp:region: a zonal cluster
@@ -29,7 +46,7 @@ def test_gke_stack_maps_every_key(project: PulumiProject) -> None:
 
 def test_eks_stack_and_ephemeral_overrides(project: PulumiProject) -> None:
     values = project.read_stack("eks").values | {"workstack:ephemeral": "true"}
-    config = parse_stack_config(project, "pr-42", values)
+    config = parse_stack_config("pr-42", values)
     assert isinstance(config.cluster, EksClusterArgs)
     assert config.ephemeral is True
     assert config.cluster.deletion_protection is False
@@ -38,12 +55,58 @@ def test_eks_stack_and_ephemeral_overrides(project: PulumiProject) -> None:
     assert config.cluster.instance_types == ("m6i.large",)
 
 
-def test_component_defaults_apply_when_config_leaves_them_empty(project: PulumiProject) -> None:
+def test_model_defaults_apply_when_config_leaves_keys_out() -> None:
     values = {"workstack:cloud": "gke", "gcp:project": "my-project", "gcp:region": "us-east1"}
-    config = parse_stack_config(project, "dev", values)
+    config = parse_stack_config("dev", values)
     assert isinstance(config.cluster, GkeClusterArgs)
     assert config.cluster.machine_type == "e2-standard-4"
     assert config.cluster.location == "us-east1"
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    values = {
+        "workstack:cloud": "gke",
+        "workstack:nodeMin": "two",
+        "workstack:jobShards": "0",
+        "workstack:colour": "red",
+        "workstack:eksVersion": "1.33",
+        "workstack:bucketName": "data",
+    }
+    with pytest.raises(ConfigError) as caught:
+        parse_stack_config("dev", values)
+    keys = [problem.key for problem in caught.value.problems]
+    assert sorted(keys) == [
+        "gcp:project",
+        "gcp:region or gcp:zone",
+        "workstack:bucketName",
+        "workstack:colour",
+        "workstack:eksVersion",
+        "workstack:jobShards",
+        "workstack:nodeMin",
+    ]
+    message = str(caught.value)
+    assert (
+        "workstack:eksVersion: '1.33' is not allowed; applies only when workstack:cloud is eks"
+        in message
+    )
+    assert (
+        "workstack:bucketName: 'data' is not allowed; applies only when workstack:storage"
+        in message
+    )
+
+
+def test_keys_at_their_default_are_not_flagged_for_other_clouds(project: PulumiProject) -> None:
+    # The CLI passes every declared key with its default, whatever the cloud.
+    values = project.read_stack("eks").values
+    assert values["workstack:gkeMachineType"] == "e2-standard-4"
+    parse_stack_config("eks", values)
+
+
+def test_workloads_must_be_folders_under_workloads() -> None:
+    for name in ("../x", "/etc", "nope"):
+        values = {"workstack:workloads": f'["{name}"]'}
+        with pytest.raises(ConfigError, match="known workloads: csv-clean"):
+            parse_stack_config("dev", values)
 
 
 def test_default_cluster_name_is_valid_everywhere() -> None:

@@ -16,13 +16,12 @@ from workstack.components.manifests.rbac import (
     build_service_account,
 )
 from workstack.components.manifests.storage import (
-    NfsServerSpec,
+    BucketSettings,
+    NfsSettings,
     bucket_pod_storage,
     build_claim,
     build_nfs_server,
     build_static_volume,
-    check_bucket_settings,
-    check_nfs_settings,
     nfs_pod_storage,
 )
 from workstack.policy import pod_templates, restricted_violations
@@ -154,7 +153,7 @@ def test_no_role_for_no_permissions() -> None:
 
 def test_nfs_server_golden(golden: Golden, assert_schema_valid: Any) -> None:
     objects = build_nfs_server(
-        NfsServerSpec(name="data-server", namespace="ws-nfs", instance="nfs")
+        name="data-server", namespace="ws-nfs", instance="nfs", settings=NfsSettings()
     )
     golden("nfs-server", objects)
     assert_schema_valid(objects)
@@ -195,33 +194,22 @@ def test_static_volume_needs_exactly_one_source() -> None:
 
 
 def test_storage_settings_checks() -> None:
-    check_nfs_settings(cloud="gke", mode="managed", size="2Ti", claim_name="data")
-    with pytest.raises(SpecError, match="at least 1Ti"):
-        check_nfs_settings(cloud="gke", mode="managed", size="512Gi", claim_name="data")
-    check_nfs_settings(cloud="eks", mode="managed", size="10Gi", claim_name="data")
-    check_bucket_settings(
-        cloud="eks",
-        bucket_name=None,
-        endpoint_url=None,
-        access_key_given=False,
-        secret_key_given=False,
-    )
+    NfsSettings(mode="managed", size="2Ti").validated_for(cloud="gke")
+    with pytest.raises(SpecError, match="at least 1Ti") as caught:
+        NfsSettings(mode="managed", size="512Gi").validated_for(cloud="gke")
+    assert caught.value.field == "size"
+    NfsSettings(mode="managed", size="10Gi").validated_for(cloud="eks")
+    with pytest.raises(SpecError, match="managed NFS needs GKE"):
+        NfsSettings(mode="managed").validated_for(cloud="minikube")
+    BucketSettings().validated_for(cloud="eks")
     with pytest.raises(SpecError, match="refused"):
-        check_bucket_settings(
-            cloud="gke",
-            bucket_name=None,
-            endpoint_url=None,
-            access_key_given=True,
-            secret_key_given=False,
+        BucketSettings(access_key_id="k").validated_for(cloud="gke")
+    with pytest.raises(SpecError, match="both required") as caught:
+        BucketSettings(name="data", endpoint="http://minio:9000", access_key_id="k").validated_for(
+            cloud="minikube"
         )
-    with pytest.raises(SpecError, match="both required"):
-        check_bucket_settings(
-            cloud="minikube",
-            bucket_name="data",
-            endpoint_url="http://minio:9000",
-            access_key_given=True,
-            secret_key_given=False,
-        )
+    assert caught.value.field == "secret_access_key"
+    assert "access_key_id and secret_access_key" in str(caught.value)
 
 
 BAD_PODS = [
