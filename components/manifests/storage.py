@@ -334,6 +334,13 @@ class BucketSettings(Settings):
                     "or IRSA)",
                 )
             return self
+        if self.versioning:
+            raise self.refuse(
+                "versioning",
+                True,
+                "applies to the buckets workstack creates on GKE and EKS; outside them the "
+                "bucket exists already: turn versioning on at its endpoint",
+            )
         if self.endpoint is None or not _ENDPOINT.match(self.endpoint):
             raise self.refuse(
                 "endpoint",

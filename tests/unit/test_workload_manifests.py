@@ -210,6 +210,15 @@ def test_storage_settings_checks() -> None:
         )
     assert caught.value.field == "secret_access_key"
     assert "access_key_id and secret_access_key" in str(caught.value)
+    # An existing bucket's versioning is not workstack's to set: refused, not ignored.
+    with pytest.raises(SpecError, match="turn versioning on at its endpoint"):
+        BucketSettings(
+            name="data",
+            endpoint="http://minio:9000",
+            access_key_id="k",
+            secret_access_key="s",
+            versioning=True,
+        ).validated_for(cloud="minikube")
 
 
 BAD_PODS = [
