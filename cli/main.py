@@ -71,7 +71,13 @@ def render(
 
     from workstack.offline import ProgramError, run_program
     from workstack.project import ConfigError, find_project
-    from workstack.render import rendered_objects, summary_lines, to_yaml, write_objects
+    from workstack.render import (
+        duplicate_names,
+        rendered_objects,
+        summary_lines,
+        to_yaml,
+        write_objects,
+    )
 
     try:
         project = find_project(project_dir)
@@ -86,6 +92,11 @@ def render(
         fail(str(failure.error))
 
     objects = rendered_objects(deployment)
+    # Objects that overwrite each other fail on the cluster; --validate reports them with
+    # the schema errors, and without it they are reported here.
+    duplicates = duplicate_names(objects)
+    for message in [] if validate else duplicates:
+        typer.echo(f"# INVALID {message}", err=True)
     if out is None:
         typer.echo(to_yaml(objects), nl=False)
     else:
@@ -105,6 +116,8 @@ def render(
         typer.echo(f"# schema check: {check.checked} objects, {len(check.errors)} errors", err=True)
         if check.errors:
             raise typer.Exit(1)
+    if duplicates:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -359,16 +372,14 @@ def export_argo(
     kind: Annotated[str, typer.Option(help="Workflow or WorkflowTemplate.")] = "Workflow",
 ) -> None:
     """Write the pipeline as an Argo Workflow that `argo submit` accepts."""
-    import sys
-
     import yaml
 
     from workstack.components.manifests import SpecError
     from workstack.components.manifests.argo import ArgoExportSpec, build_argo_workflow
     from workstack.components.manifests.storage import nfs_pod_storage
     from workstack.images import is_image_reference
-    from workstack.sdk.callables import CallableError
-    from workstack.sdk.pipeline import PipelineError, load_pipeline
+    from workstack.sdk.describe import describe_pipeline
+    from workstack.sdk.pipeline import PipelineError
     from workstack.sdk.workload import WorkloadError, load_workload
 
     try:
@@ -378,12 +389,11 @@ def export_argo(
             fail(f"{workload_dir} is a {pattern} workload; export argo needs a pipeline")
         if not is_image_reference(image):
             fail(f"image {image!r} is not an image reference such as registry/repo/name:tag")
-        sys.path.insert(0, str(workload.folder))
         data_url = data or f"/data/{workload.spec.name}"
         storage = (nfs_pod_storage(nfs_claim),) if data_url.startswith("/data") else ()
         document = build_argo_workflow(
             ArgoExportSpec(
-                pipeline=load_pipeline(workload.spec.entrypoint),
+                pipeline=describe_pipeline(workload.folder, workload.spec.entrypoint),
                 entrypoint=workload.spec.entrypoint,
                 image=image,
                 namespace=namespace,
@@ -392,7 +402,7 @@ def export_argo(
                 storage=storage,
             )
         )
-    except (WorkloadError, CallableError, PipelineError, SpecError) as error:
+    except (WorkloadError, PipelineError, SpecError) as error:
         fail(str(error))
     out.write_text(yaml.safe_dump(document, sort_keys=False))
     typer.echo(

@@ -12,6 +12,7 @@ from workstack.offline import Deployment, RegisteredResource, Secret
 
 __all__ = [
     "SECRET",
+    "duplicate_names",
     "present",
     "rendered_objects",
     "summary_lines",
@@ -73,6 +74,27 @@ def _sort_key(obj: dict[str, Any]) -> tuple[int, str, str, str]:
 def rendered_objects(deployment: Deployment) -> list[dict[str, Any]]:
     """Every Kubernetes object of the deployment, secrets masked, in apply order."""
     return sorted((present(obj) for obj in deployment.kubernetes_objects()), key=_sort_key)
+
+
+def duplicate_names(objects: list[dict[str, Any]]) -> list[str]:
+    """Objects that would overwrite each other: the same group, kind, namespace and name.
+
+    The API server keeps one object per name; a second ``apply`` (or Pulumi's create) of the
+    same name fails with a conflict on the cluster, or silently replaces the first.
+    """
+    seen: dict[tuple[str, str, str, str], int] = {}
+    for obj in objects:
+        group = obj.get("apiVersion", "").rpartition("/")[0]
+        meta = obj.get("metadata", {})
+        key = (group, obj.get("kind", ""), meta.get("namespace", ""), meta.get("name", ""))
+        seen[key] = seen.get(key, 0) + 1
+    return [
+        f"{kind}/{name}"
+        + (f" in namespace {namespace}" if namespace else "")
+        + f" is defined {count} times"
+        for (_, kind, namespace, name), count in sorted(seen.items())
+        if count > 1
+    ]
 
 
 def to_yaml(objects: list[dict[str, Any]]) -> str:

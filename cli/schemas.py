@@ -161,7 +161,11 @@ def validate_objects(objects: Iterable[dict[str, Any]], catalog: CrdCatalog) -> 
     """
     import jsonschema
 
+    from workstack.render import duplicate_names
+
+    objects = list(objects)
     result = SchemaCheck()
+    result.errors.extend(duplicate_names(objects))
     for obj in objects:
         kind = obj.get("kind", "")
         label = f"{kind}/{obj.get('metadata', {}).get('name')}"

@@ -27,8 +27,9 @@ from workstack.components.manifests.argo import (
     build_argo_workflow,
 )
 from workstack.components.manifests.pods import PodStorage
-from workstack.sdk.callables import CallableError
-from workstack.sdk.pipeline import Pipeline, PipelineError, load_pipeline
+from workstack.sdk.describe import describe_pipeline
+from workstack.sdk.pipeline import Pipeline, PipelineError
+from workstack.sdk.workload import WorkloadError, load_workload
 
 __all__ = ["ArgoPipeline", "ArgoPipelineArgs", "ArgoWorkflows", "ArgoWorkflowsArgs"]
 
@@ -142,8 +143,8 @@ class ArgoPipelineArgs:
         argo: The Argo installation that runs it.
         cluster: The cluster Argo runs in.
         image: The pipeline workload's image: a ``WorkloadImage`` or a reference.
-        entrypoint: The workload's ``module:builder`` returning the Pipeline; it is imported
-            here too, to build the DAG (the workload folder must be importable).
+        workload_dir: The pipeline workload's folder; its entrypoint builds the DAG, read in
+            a child process (the workload's code is never imported into the program).
         data_url: Root of the steps' paths: a path under ``/data`` or a bucket URL.
         storage: Storages every step mounts.
         kind: ``WorkflowTemplate`` (submit runs with ``argo submit --from``) or
@@ -153,10 +154,11 @@ class ArgoPipelineArgs:
     argo: ArgoWorkflows
     cluster: KubernetesCluster
     image: ImageInput
-    entrypoint: str
+    workload_dir: str
     data_url: str
     storage: tuple[PodStorage, ...] = ()
     kind: str = "WorkflowTemplate"
+    entrypoint: str = field(init=False)
     pipeline: Pipeline = field(init=False)
 
     def __post_init__(self) -> None:
@@ -164,9 +166,12 @@ class ArgoPipelineArgs:
         require_choice("kind", self.kind, ("WorkflowTemplate", "Workflow"))
         check_reachable("data_url", self.data_url, self.storage)
         try:
-            object.__setattr__(self, "pipeline", load_pipeline(self.entrypoint))
-        except (CallableError, PipelineError) as error:
-            raise SpecError("entrypoint", self.entrypoint, str(error)) from None
+            workload = load_workload(self.workload_dir)
+            pipeline = describe_pipeline(workload.folder, workload.spec.entrypoint)
+        except (WorkloadError, PipelineError) as error:
+            raise SpecError("workload_dir", self.workload_dir, str(error)) from None
+        object.__setattr__(self, "entrypoint", workload.spec.entrypoint)
+        object.__setattr__(self, "pipeline", pipeline)
 
 
 class ArgoPipeline(pulumi.ComponentResource):

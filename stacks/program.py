@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
 import pulumi
@@ -202,15 +201,13 @@ def deploy_workloads(config: StackConfig, platform: Platform) -> dict[str, pulum
         )
         for workload in pipelines:
             name = workload.spec.name
-            if str(workload.folder) not in sys.path:
-                sys.path.insert(0, str(workload.folder))  # the DAG is read from its code
             deployed[name] = ArgoPipeline(
                 name,
                 ArgoPipelineArgs(
                     argo=argo,
                     cluster=platform.cluster,
                     image=image_for(config, platform, workload),
-                    entrypoint=workload.spec.entrypoint,
+                    workload_dir=str(workload.folder),
                     data_url=f"{root}/{name}",
                     storage=storage,
                 ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,7 +36,8 @@ from workstack.components.manifests.argo import (
 from workstack.components.manifests.storage import nfs_pod_storage
 from workstack.offline import Deployment, ProgramError, run_function
 from workstack.policy import pod_templates, restricted_violations
-from workstack.render import rendered_objects
+from workstack.render import duplicate_names, rendered_objects
+from workstack.schemas import validate_objects
 from workstack.sdk.pipeline import load_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,6 +114,12 @@ def test_every_step_pod_meets_the_restricted_profile() -> None:
 
 
 def deploy(cloud: str, **pipeline_changes: Any) -> Deployment:
+    return run_function(_program(cloud, ("ml-basic", ML_BASIC), **pipeline_changes))
+
+
+def _program(
+    cloud: str, *pipelines: tuple[str, Path], **pipeline_changes: Any
+) -> Callable[[], None]:
     def program() -> None:
         if cloud == "gke":
             cluster: Any = GkeCluster(
@@ -128,24 +136,25 @@ def deploy(cloud: str, **pipeline_changes: Any) -> Deployment:
             else None
         )
         argo = ArgoWorkflows("argo", ArgoWorkflowsArgs(cluster=cluster, bucket=bucket))
-        ArgoPipeline(
-            "ml-basic",
-            ArgoPipelineArgs(
-                **(
-                    {
-                        "argo": argo,
-                        "cluster": cluster,
-                        "image": IMAGE,
-                        "entrypoint": "ml:build",
-                        "data_url": "/data/ml-basic",
-                        "storage": (nfs.pod_storage,),
-                    }
-                    | pipeline_changes
-                )
-            ),
-        )
+        for name, folder in pipelines:
+            ArgoPipeline(
+                name,
+                ArgoPipelineArgs(
+                    **(
+                        {
+                            "argo": argo,
+                            "cluster": cluster,
+                            "image": IMAGE,
+                            "workload_dir": str(folder),
+                            "data_url": f"/data/{name}",
+                            "storage": (nfs.pod_storage,),
+                        }
+                        | pipeline_changes
+                    )
+                ),
+            )
 
-    return run_function(program)
+    return program
 
 
 def test_argo_install_is_pinned_namespaced_and_restricted() -> None:
@@ -203,21 +212,65 @@ def test_a_pipeline_can_run_on_deploy(assert_schema_valid: Any) -> None:
     assert_schema_valid([workflow])
 
 
+def _copy_workload(source: Path, target: Path, **changes: str) -> Path:
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+    spec = yaml.safe_load((target / "workload.yaml").read_text()) | changes
+    (target / "workload.yaml").write_text(yaml.safe_dump(spec))
+    return target
+
+
 @pytest.mark.parametrize(
     ("changes", "field", "message"),
     [
-        ({"entrypoint": "ml:nothing"}, "entrypoint", "has no 'nothing'"),
+        ({"entrypoint": "ml:nothing"}, "workload_dir", "has no 'nothing'"),
         ({"data_url": "/home/me/data"}, "data_url", "pods see only /data"),
         ({"kind": "CronWorkflow"}, "kind", "allowed: WorkflowTemplate, Workflow"),
     ],
 )
-def test_bad_pipeline_arguments(changes: dict[str, Any], field: str, message: str) -> None:
+def test_bad_pipeline_arguments(
+    tmp_path: Path, changes: dict[str, Any], field: str, message: str
+) -> None:
+    if "entrypoint" in changes:
+        folder = _copy_workload(ML_BASIC, tmp_path / "ml", entrypoint=changes.pop("entrypoint"))
+        changes["workload_dir"] = str(folder)
     with pytest.raises(ProgramError) as caught:
         deploy("minikube", **changes)
     error = caught.value.error
     assert isinstance(error, SpecError)
     assert error.field == field
     assert message in str(error)
+
+
+def test_two_pipelines_with_the_same_module_names_keep_their_own_steps(tmp_path: Path) -> None:
+    """Both workloads have ml.py and tasks.py: each DAG is read from its own folder."""
+    other = _copy_workload(ML_BASIC, tmp_path / "ml-other", name="ml-other")
+    ml = (other / "ml.py").read_text()
+    (other / "ml.py").write_text(ml.replace('name="ml-basic"', 'name="ml-other"'))
+    tasks = (other / "tasks.py").read_text()
+    (other / "tasks.py").write_text(tasks + "\n\ndef extra(inputs, outputs):\n    pass\n")
+    extra = '            Step(name="extra", function="tasks:extra", upstream=("fit",)),\n'
+    source = (other / "ml.py").read_text()
+    end = "        ),\n    )\n"
+    (other / "ml.py").write_text(source.replace(end, extra + end))
+    before = set(sys.modules)
+    deployment = run_function(_program("minikube", ("ml-basic", ML_BASIC), ("ml-other", other)))
+    assert set(sys.modules) == before, "no workload module was imported into this process"
+    templates = {
+        o["metadata"]["name"]: [t["name"] for t in o["spec"]["templates"]]
+        for o in rendered_objects(deployment)
+        if o["kind"] == "WorkflowTemplate"
+    }
+    assert "extra" not in templates["ml-basic"]
+    assert templates["ml-other"] == [*templates["ml-basic"], "extra"]
+
+
+def test_two_templates_with_one_name_fail_the_render(tmp_path: Path, crd_catalog: Any) -> None:
+    copy = _copy_workload(ML_BASIC, tmp_path / "ml-copy", name="ml-copy")  # same pipeline name
+    deployment = run_function(_program("minikube", ("ml-basic", ML_BASIC), ("ml-copy", copy)))
+    objects = rendered_objects(deployment)
+    expected = "WorkflowTemplate/ml-basic in namespace workstack is defined 2 times"
+    assert duplicate_names(objects) == [expected]
+    assert expected in validate_objects(objects, crd_catalog).errors
 
 
 def test_export_command_writes_what_argo_submit_takes(

@@ -155,7 +155,7 @@ def test_cross_field_errors_name_the_other_field() -> None:
     with pytest.raises(SettingsError) as caught:
         QueueSettings.from_stack(values, namespace="workstack")
     assert str(caught.value.problems[0]) == (
-        "workstack:queueConcurrency: 2 is not allowed; must not exceed workstack:queuePrefetch"
+        "workstack:queueConcurrency: 2 is not allowed; must not exceed workstack:queuePrefetch (1)"
     )
 
 
