@@ -230,6 +230,9 @@ def compose(config: StackConfig) -> Platform:
     )
     cluster = platform.cluster
     pulumi.export("cloud", config.cloud)
+    if isinstance(config.cluster, MinikubeClusterArgs):
+        # The node's size is the user's to declare: what the stack runs must fit in it.
+        pulumi.export("minikube", {"cpus": config.cluster.cpus, "memory": config.cluster.memory})
     pulumi.export("namespace", cluster.namespace)
     pulumi.export("kubeconfig", cluster.kubeconfig)
     pulumi.export("registry", cluster.registry.url if cluster.registry else None)

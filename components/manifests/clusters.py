@@ -22,6 +22,7 @@ from workstack.components.manifests.settings import (
     Names,
     OneOf,
     OptionalText,
+    Quantity,
     Settings,
     Text,
     setting,
@@ -96,6 +97,13 @@ class MinikubeClusterArgs(ClusterArgs):
     $KUBECONFIG, or ~/.kube/config."""
     context: Text = setting("minikube", "kubeContext")
     """minikube only. Kubeconfig context of the existing cluster."""
+    cpus: Annotated[int, Between(1, 256)] = setting(2, "minikubeCpus")
+    """minikube only. CPUs the cluster's node has (`minikube start --cpus`); what the stack
+    runs must fit in them. minikube's own default is 2."""
+    memory: Quantity = setting("3Gi", "minikubeMemory")
+    """minikube only. Memory the cluster's node has (`minikube start --memory`); what the
+    stack runs must fit in it. minikube's default is a quarter of the host's memory, at
+    least 3072 MB."""
     delete_unreachable: Flag = setting(False)
     """Let ``pulumi destroy`` forget objects if the cluster is already gone (a deleted
     minikube); for preview stacks."""

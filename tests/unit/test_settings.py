@@ -25,6 +25,8 @@ PINNED_DEFAULTS = {
     "namespace": "workstack",
     "kubeconfig": "",
     "kubeContext": "minikube",
+    "minikubeCpus": 2,
+    "minikubeMemory": "3Gi",
     "clusterName": "",
     "nodeMin": 1,
     "nodeMax": 3,
