@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
-__all__ = ["service_account_role"]
+__all__ = ["ServiceAccountRole", "service_account_role"]
 
 
 def _pod_identity_trust() -> str:
@@ -46,6 +47,20 @@ def _irsa_trust(provider_arn: str, issuer: str, subject: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class ServiceAccountRole:
+    """An IAM role for one service account, and what must exist before pods can assume it.
+
+    Attributes:
+        role: The role.
+        ready: The Pod Identity association (``pod-identity``); empty with IRSA, where the
+            service account's annotation is the link.
+    """
+
+    role: aws.iam.Role
+    ready: tuple[pulumi.Resource, ...] = ()
+
+
 def service_account_role(
     name: str,
     *,
@@ -56,7 +71,7 @@ def service_account_role(
     oidc_provider_arn: pulumi.Output[str] | None,
     oidc_issuer: pulumi.Output[str] | None,
     opts: pulumi.ResourceOptions,
-) -> aws.iam.Role:
+) -> ServiceAccountRole:
     """An IAM role that exactly one Kubernetes service account can assume.
 
     With ``pod-identity`` the role trusts the EKS Pod Identity service and an association ties
@@ -67,7 +82,8 @@ def service_account_role(
     Args:
         name: Pulumi name prefix of the role (and association).
         identity: ``pod-identity`` or ``irsa``.
-        cluster_name: The EKS cluster.
+        cluster_name: The EKS cluster's name, as an output of the cluster, so that the
+            association waits for the cluster to exist.
         namespace: Namespace of the service account.
         service_account: The service account's name.
         oidc_provider_arn: The cluster's IAM OIDC provider (``irsa`` only).
@@ -81,10 +97,10 @@ def service_account_role(
         trust = pulumi.Output.all(oidc_provider_arn, oidc_issuer).apply(
             lambda parts: _irsa_trust(parts[0], parts[1], subject)
         )
-        return aws.iam.Role(f"{name}-role", assume_role_policy=trust, opts=opts)
+        return ServiceAccountRole(aws.iam.Role(f"{name}-role", assume_role_policy=trust, opts=opts))
 
     role = aws.iam.Role(f"{name}-role", assume_role_policy=_pod_identity_trust(), opts=opts)
-    aws.eks.PodIdentityAssociation(
+    association = aws.eks.PodIdentityAssociation(
         f"{name}-pod-identity",
         cluster_name=cluster_name,
         namespace=namespace,
@@ -92,4 +108,4 @@ def service_account_role(
         role_arn=role.arn,
         opts=opts,
     )
-    return role
+    return ServiceAccountRole(role, (association,))

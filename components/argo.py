@@ -25,6 +25,8 @@ from workstack.components.manifests.argo import (
     ArgoExportSpec,
     argo_values,
     build_argo_workflow,
+    gcs_artifact_repository,
+    s3_artifact_repository,
 )
 from workstack.components.manifests.pods import PodStorage
 from workstack.sdk.describe import describe_pipeline
@@ -44,10 +46,13 @@ class ArgoWorkflowsArgs:
         bucket: The stack's bucket, to hold workflow artifacts and logs through the workflow
             service account's identity (GKE and EKS); None, or on minikube, no artifact
             repository.
+        install_crds: Install Argo's CRDs (cluster-wide). Turn off when another stack on the
+            same cluster installed them: destroying this one then leaves them in place.
     """
 
     cluster: KubernetesCluster
     bucket: BucketStorage | None = None
+    install_crds: bool = True
 
 
 class ArgoWorkflows(pulumi.ComponentResource):
@@ -94,10 +99,8 @@ class ArgoWorkflows(pulumi.ComponentResource):
             version=ARGO_CHART_VERSION,
             repository_opts={"repo": ARGO_REPO},
             namespace=namespace,
-            values=_values(namespace, repository),
-            opts=pulumi.ResourceOptions(
-                parent=self, provider=cluster.provider, depends_on=[cluster]
-            ),
+            values=_values(namespace, repository, install_crds=args.install_crds),
+            opts=cluster.options_for(self),
         )
         self.server_command = pulumi.Output.from_input(
             f"kubectl port-forward -n {namespace} svc/{ARGO_CHART}-server 2746:2746"
@@ -105,31 +108,23 @@ class ArgoWorkflows(pulumi.ComponentResource):
         self.register_outputs({"server_command": self.server_command})
 
 
-def _values(namespace: str, repository: Any) -> Any:
+def _values(namespace: str, repository: Any, *, install_crds: bool) -> Any:
     if repository is None:
-        return argo_values(namespace)
+        return argo_values(namespace, install_crds=install_crds)
     return pulumi.Output.from_input(repository).apply(
-        lambda resolved: argo_values(namespace, artifact_repository=resolved)
+        lambda resolved: argo_values(
+            namespace, install_crds=install_crds, artifact_repository=resolved
+        )
     )
 
 
-def _artifact_repository(cluster: KubernetesCluster, bucket: str) -> dict[str, Any]:
+def _artifact_repository(cluster: KubernetesCluster, bucket: str) -> pulumi.Output[dict[str, Any]]:
     """Argo's artifact repository for the stack's bucket, credentials from the identity."""
-    key_format = "argo/{{workflow.namespace}}/{{workflow.name}}/{{pod.name}}"
     if isinstance(cluster, GkeCluster):
         # Without serviceAccountKeySecret, Argo uses the pod's Workload Identity.
-        return {"archiveLogs": True, "gcs": {"bucket": bucket, "keyFormat": key_format}}
+        return pulumi.Output.from_input(gcs_artifact_repository(bucket))
     if isinstance(cluster, EksCluster):
-        return {
-            "archiveLogs": True,
-            "s3": {
-                "bucket": bucket,
-                "endpoint": "s3.amazonaws.com",
-                "keyFormat": key_format,
-                "useSDKCreds": True,
-                "encryptionOptions": {"enableEncryption": True},
-            },
-        }
+        return cluster.region.apply(lambda region: s3_artifact_repository(bucket, region))
     raise SpecError(
         "bucket", bucket, "an artifact repository needs a GKE or EKS bucket reached by identity"
     )
@@ -204,8 +199,6 @@ class ArgoPipeline(pulumi.ComponentResource):
         create_object(
             f"{name}-{args.kind.lower()}",
             document,
-            pulumi.ResourceOptions(
-                parent=self, provider=args.cluster.provider, depends_on=[args.argo, args.cluster]
-            ),
+            args.cluster.options_for(self, args.argo),
         )
         self.register_outputs({"name": self.name})

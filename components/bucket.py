@@ -116,9 +116,7 @@ class BucketStorage(pulumi.ComponentResource):
                         }
                     ),
                 },
-                pulumi.ResourceOptions(
-                    parent=self, provider=cluster.provider, depends_on=[cluster]
-                ),
+                cluster.options_for(self),
             )
             self.pod_storage = bucket_pod_storage(self.url, credentials_secret=secret)
         for identity in args.identities:
@@ -242,7 +240,13 @@ def _s3_access_policy(bucket_arn: str) -> str:
         {
             "Version": "2012-10-17",
             "Statement": [
-                {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket_arn},
+                # GetBucketLocation: SDK clients (Argo's artifact driver among them) ask for
+                # the bucket's region before they use it.
+                {
+                    "Effect": "Allow",
+                    "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+                    "Resource": bucket_arn,
+                },
                 {
                     "Effect": "Allow",
                     "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -11,7 +11,7 @@ import pulumi_kubernetes as k8s
 from workstack.components._objects import create_object
 from workstack.components.manifests import NamespaceSpec, build_namespace
 
-__all__ = ["Cloud", "KubernetesCluster", "Registry"]
+__all__ = ["Cloud", "KubernetesCluster", "Registry", "StorageClassPlan"]
 
 Cloud = Literal["minikube", "gke", "eks"]
 
@@ -45,6 +45,23 @@ class Registry:
         return self.url.apply(lambda url: f"{url}/{image}:{tag}")
 
 
+@dataclass(frozen=True)
+class StorageClassPlan:
+    """A StorageClass a cluster component makes once its provider exists.
+
+    Attributes:
+        name: The class's name, which claims give as ``storageClassName``.
+        resource_name: Pulumi name of the object.
+        manifest: The StorageClass object.
+        depends_on: The storage driver (an add-on) that must exist first.
+    """
+
+    name: str
+    resource_name: str
+    manifest: dict[str, Any]
+    depends_on: tuple[pulumi.Resource, ...] = ()
+
+
 class KubernetesCluster(pulumi.ComponentResource):
     """Base for MinikubeCluster, GkeCluster and EksCluster: one set of outputs for all three.
 
@@ -72,6 +89,30 @@ class KubernetesCluster(pulumi.ComponentResource):
     registry: Registry | None
     """Where images are pushed; None when images are loaded straight into the cluster."""
 
+    storage_class: str | None = None
+    """The StorageClass claims should name; None: the cluster's default class serves them."""
+
+    storage_ready: tuple[pulumi.Resource, ...] = ()
+    """What a claim must wait for: the storage class and its driver. Namespaces holding
+    claims wait for it too, so ``pulumi destroy`` deletes them (and their disks) first."""
+
+    def options_for(
+        self,
+        parent: pulumi.Resource,
+        *after: pulumi.Resource | None,
+        storage: bool = False,
+    ) -> pulumi.ResourceOptions:
+        """Options for a Kubernetes object of ``parent`` on this cluster.
+
+        It uses this cluster's provider and waits for the cluster (its namespace), for
+        ``after`` (an identity whose cloud binding pods need, a chart whose CRDs it uses) and,
+        with ``storage``, for the storage class its claims name.
+        """
+        depends: list[pulumi.Resource] = [self, *(r for r in after if r is not None)]
+        if storage:
+            depends += self.storage_ready
+        return pulumi.ResourceOptions(parent=parent, provider=self.provider, depends_on=depends)
+
     def _connect(
         self,
         name: str,
@@ -81,6 +122,7 @@ class KubernetesCluster(pulumi.ComponentResource):
         context: str | None = None,
         delete_unreachable: bool = False,
         depends_on: list[pulumi.Resource] | None = None,
+        storage: StorageClassPlan | None = None,
     ) -> None:
         """Create the Kubernetes provider and the workload namespace.
 
@@ -92,6 +134,7 @@ class KubernetesCluster(pulumi.ComponentResource):
             delete_unreachable: Let ``pulumi destroy`` forget objects whose cluster is already
                 gone, so a torn-down preview environment leaves no stuck state behind.
             depends_on: Resources that must exist before the provider connects (node pools).
+            storage: A StorageClass to make for the claims, when the cluster has no default.
         """
         self.kubeconfig = pulumi.Output.secret(kubeconfig)
         self.namespace_name = namespace
@@ -102,11 +145,24 @@ class KubernetesCluster(pulumi.ComponentResource):
             delete_unreachable=delete_unreachable,
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
         )
+        if storage is not None:
+            self.storage_class = storage.name
+            self.storage_ready = (
+                create_object(
+                    storage.resource_name,
+                    storage.manifest,
+                    pulumi.ResourceOptions(
+                        parent=self, provider=self.provider, depends_on=list(storage.depends_on)
+                    ),
+                ),
+            )
         spec = NamespaceSpec(name=namespace, instance=name, stack=pulumi.get_stack())
         created = create_object(
             f"{name}-namespace",
             build_namespace(spec),
-            pulumi.ResourceOptions(parent=self, provider=self.provider),
+            pulumi.ResourceOptions(
+                parent=self, provider=self.provider, depends_on=list(self.storage_ready)
+            ),
         )
         # Resolves only once the namespace exists, so everything placed in it waits for it.
         self.namespace = created.id.apply(lambda _: namespace)

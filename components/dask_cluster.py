@@ -78,9 +78,7 @@ class DaskCluster(pulumi.ComponentResource):
         require_dns1123_label("name", name, max_length=40)
         cluster = args.cluster
         namespace = cluster.namespace_name
-        k8s_opts = pulumi.ResourceOptions(
-            parent=self, provider=cluster.provider, depends_on=[cluster]
-        )
+        k8s_opts = cluster.options_for(self, args.identity)
         image = ImageRef.of(args.image)
         target = DaskTarget(
             name=name,

@@ -9,10 +9,14 @@ import pulumi_aws as aws
 import pulumi_eks as eks
 
 from workstack.components._aws import service_account_role
-from workstack.components.cluster import KubernetesCluster, Registry
+from workstack.components.cluster import KubernetesCluster, Registry, StorageClassPlan
 from workstack.components.manifests.clusters import EksClusterArgs
+from workstack.components.manifests.storage import build_storage_class
 
-__all__ = ["EksCluster", "EksClusterArgs"]
+__all__ = ["EBS_STORAGE_CLASS", "EksCluster", "EksClusterArgs"]
+
+EBS_STORAGE_CLASS = "workstack-gp3"
+"""The StorageClass claims use on EKS: EKS 1.30+ has no default class of its own."""
 _ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
 _EBS_CSI_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
 _EBS_CSI_SERVICE_ACCOUNT = "ebs-csi-controller-sa"
@@ -110,10 +114,19 @@ class EksCluster(KubernetesCluster):
             create_oidc_provider=args.identity == "irsa",
             vpc_id=args.vpc_id,
             subnet_ids=list(args.subnet_ids) or None,
+            # The VPC CNI enforces NetworkPolicies only when told to (off by default; needs
+            # CNI 1.14+ and Kubernetes 1.25+): the stack's policies are its broker and
+            # storage protection.
+            vpc_cni_options=eks.VpcCniOptionsArgs(enable_network_policy=True),
             deletion_protection=args.deletion_protection,
             opts=child,
         )
-        self.cluster_name = pulumi.Output.from_input(args.cluster_name)
+        # The name as an output of the cluster, not the configured string: what takes it
+        # (add-ons, Pod Identity associations) then waits until the control plane is up (its
+        # kubeconfig is known once the endpoint is). `eks_cluster.name` would do the same on
+        # a real engine; the offline engine has no resource references to hydrate it.
+        self.cluster_name = cluster.kubeconfig_json.apply(lambda _: args.cluster_name)
+        self.region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
         self.oidc_provider_arn = cluster.oidc_provider_arn if args.identity == "irsa" else None
         self.oidc_issuer = cluster.oidc_issuer if args.identity == "irsa" else None
 
@@ -143,28 +156,31 @@ class EksCluster(KubernetesCluster):
             )
         # Volumes (the in-cluster NFS server's disk, any PVC) need the EBS CSI driver: EKS no
         # longer ships an in-tree provisioner. Its controller reaches EC2 through its own role.
-        ebs_role = service_account_role(
+        ebs = service_account_role(
             f"{name}-ebs-csi",
             identity=args.identity,
-            cluster_name=args.cluster_name,
+            cluster_name=self.cluster_name,
             namespace="kube-system",
             service_account=_EBS_CSI_SERVICE_ACCOUNT,
             oidc_provider_arn=self.oidc_provider_arn,
             oidc_issuer=self.oidc_issuer,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster]),
         )
-        aws.iam.RolePolicyAttachment(
+        ebs_policy = aws.iam.RolePolicyAttachment(
             f"{name}-ebs-csi-policy",
-            role=ebs_role.name,
+            role=ebs.role.name,
             policy_arn=_EBS_CSI_POLICY,
             opts=child,
         )
-        aws.eks.Addon(
+        # The driver's controller must find its role usable when it starts.
+        ebs_driver = aws.eks.Addon(
             f"{name}-ebs-csi-driver",
-            cluster_name=args.cluster_name,
+            cluster_name=self.cluster_name,
             addon_name="aws-ebs-csi-driver",
-            service_account_role_arn=ebs_role.arn if args.identity == "irsa" else None,
-            opts=addon_opts,
+            service_account_role_arn=ebs.role.arn if args.identity == "irsa" else None,
+            opts=pulumi.ResourceOptions.merge(
+                addon_opts, pulumi.ResourceOptions(depends_on=[ebs_policy, *ebs.ready])
+            ),
         )
 
         repository = aws.ecr.Repository(
@@ -210,5 +226,24 @@ class EksCluster(KubernetesCluster):
             namespace=args.namespace,
             delete_unreachable=not args.deletion_protection,
             depends_on=[node_group],
+            storage=_storage_class(f"{name}-gp3", ebs_driver),
         )
         self._register()
+
+
+def _storage_class(name: str, driver: pulumi.Resource) -> StorageClassPlan:
+    """An encrypted gp3 class on the EBS CSI driver, made once the driver is installed.
+
+    EKS clusters from Kubernetes 1.30 have no default StorageClass, so claims that name none
+    stay Pending; claims made by workstack name this one.
+    """
+    return StorageClassPlan(
+        name=EBS_STORAGE_CLASS,
+        resource_name=name,
+        manifest=build_storage_class(
+            name=EBS_STORAGE_CLASS,
+            provisioner="ebs.csi.aws.com",
+            parameters={"type": "gp3", "encrypted": "true"},
+        ),
+        depends_on=(driver,),
+    )

@@ -37,8 +37,9 @@ class GkeCluster(KubernetesCluster):
     region: str
     """Region of the cluster (its location, or the region holding its zone)."""
 
-    workload_pool: str
-    """Workload Identity pool (``<project>.svc.id.goog``) Kubernetes service accounts map into."""
+    workload_pool: pulumi.Output[str]
+    """Workload Identity pool (``<project>.svc.id.goog``) Kubernetes service accounts map into;
+    an output of the cluster, which creates the pool."""
 
     cluster_name: pulumi.Output[str]
     """Name of the GKE cluster."""
@@ -51,7 +52,7 @@ class GkeCluster(KubernetesCluster):
         self.cloud = "gke"
         self.project = args.project
         self.region = args.region
-        self.workload_pool = f"{args.project}.svc.id.goog"
+        pool = f"{args.project}.svc.id.goog"
 
         nodes_account = gcp.serviceaccount.Account(
             f"{name}-nodes",
@@ -84,7 +85,7 @@ class GkeCluster(KubernetesCluster):
                 "oauth_scopes": [_CLOUD_PLATFORM_SCOPE],
             },
             release_channel={"channel": args.release_channel},
-            workload_identity_config={"workload_pool": self.workload_pool},
+            workload_identity_config={"workload_pool": pool},
             datapath_provider="ADVANCED_DATAPATH",
             # Managed NFS (NfsStorage mode "managed") provisions Filestore through this driver.
             addons_config={"gcp_filestore_csi_driver_config": {"enabled": True}},
@@ -92,6 +93,9 @@ class GkeCluster(KubernetesCluster):
             opts=child,
         )
         self.cluster_name = cluster.name
+        self.workload_pool = cluster.workload_identity_config.apply(
+            lambda config: config.workload_pool if config and config.workload_pool else pool
+        )
 
         node_pool = gcp.container.NodePool(
             f"{name}-pool",

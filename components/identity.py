@@ -149,14 +149,17 @@ class WorkloadIdentity(pulumi.ComponentResource):
             display_name=f"workstack workload {args.namespace_name}/{args.service_account}",
             opts=opts,
         )
+        # The pool <project>.svc.id.goog exists once a cluster with Workload Identity does;
+        # before that the binding fails ("Identity Pool does not exist"), so the member is
+        # built from the cluster's own output and the binding waits for it.
+        member = cluster.workload_pool.apply(
+            lambda pool: f"serviceAccount:{pool}[{args.namespace_name}/{args.service_account}]"
+        )
         gcp.serviceaccount.IAMMember(
             f"{name}-workload-identity",
             service_account_id=account.name,
             role="roles/iam.workloadIdentityUser",
-            member=(
-                f"serviceAccount:{cluster.workload_pool}"
-                f"[{args.namespace_name}/{args.service_account}]"
-            ),
+            member=member,
             opts=opts,
         )
         return account
@@ -174,4 +177,4 @@ class WorkloadIdentity(pulumi.ComponentResource):
             oidc_provider_arn=cluster.oidc_provider_arn,
             oidc_issuer=cluster.oidc_issuer,
             opts=opts,
-        )
+        ).role

@@ -116,7 +116,7 @@ class JobPerFile(pulumi.ComponentResource):
     ) -> None:
         super().__init__("workstack:workload:JobPerFile", name, None, opts)
         cluster = args.cluster
-        k8s = pulumi.ResourceOptions(parent=self, provider=cluster.provider, depends_on=[cluster])
+        k8s = cluster.options_for(self, args.identity)
         self.job_name = name
         image = ImageRef.of(args.image)
         config_map = None

@@ -76,7 +76,7 @@ class NfsStorage(pulumi.ComponentResource):
         cluster, settings = args.cluster, args.settings
         self.claim_name = settings.claim_name
         self.pod_storage = nfs_pod_storage(settings.claim_name)
-        k8s = pulumi.ResourceOptions(parent=self, provider=cluster.provider, depends_on=[cluster])
+        k8s = cluster.options_for(self, storage=True)
         data = pulumi.ResourceOptions(protect=args.protect_data)
 
         if settings.mode == "in-cluster":
@@ -119,11 +119,14 @@ class NfsStorage(pulumi.ComponentResource):
         in_namespace = pulumi.ResourceOptions.merge(
             k8s, pulumi.ResourceOptions(depends_on=[created])
         )
+        settings = args.settings
+        if settings.storage_class is None and args.cluster.storage_class is not None:
+            settings = settings.model_copy(update={"storage_class": args.cluster.storage_class})
         disk, deployment, service = build_nfs_server(
-            name=f"{args.settings.claim_name}-server",
+            name=f"{settings.claim_name}-server",
             namespace=namespace,
             instance=name,
-            settings=args.settings,
+            settings=settings,
         )
         create_object(f"{name}-disk", disk, pulumi.ResourceOptions.merge(in_namespace, data))
         create_object(f"{name}-server", deployment, in_namespace)

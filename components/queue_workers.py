@@ -150,9 +150,7 @@ class QueueWorkers(pulumi.ComponentResource):
     ) -> None:
         super().__init__("workstack:workload:QueueWorkers", name, None, opts)
         cluster = args.cluster
-        k8s_opts = pulumi.ResourceOptions(
-            parent=self, provider=cluster.provider, depends_on=[cluster]
-        )
+        k8s_opts = cluster.options_for(self, args.identity)
         target = args.target(name, cluster.namespace_name, ImageRef.of(args.image))
         settings = args.settings
         self.queue = target.queue

@@ -76,9 +76,8 @@ class RabbitMq(pulumi.ComponentResource):
         super().__init__("workstack:queue:RabbitMq", name, None, opts)
         cluster = args.cluster
         namespace = cluster.namespace_name
-        k8s_opts = pulumi.ResourceOptions(
-            parent=self, provider=cluster.provider, depends_on=[cluster]
-        )
+        # The broker's nodes keep their messages on claims of the cluster's storage class.
+        k8s_opts = cluster.options_for(self, storage=True)
         password = random.RandomPassword(
             f"{name}-password",
             length=32,
@@ -104,7 +103,7 @@ class RabbitMq(pulumi.ComponentResource):
                 name=name,
                 namespace=namespace,
                 instance=name,
-                settings=args.settings,
+                settings=_with_storage_class(args.settings, cluster.storage_class),
                 credentials_secret=self.secret_name,
             ),
             with_operator,
@@ -159,3 +158,10 @@ class RabbitMq(pulumi.ComponentResource):
                 "management_command": self.management_command,
             }
         )
+
+
+def _with_storage_class(settings: RabbitMqSettings, storage_class: str | None) -> RabbitMqSettings:
+    """The settings with the cluster's storage class, unless they name one themselves."""
+    if settings.storage_class is not None or storage_class is None:
+        return settings
+    return settings.model_copy(update={"storage_class": storage_class})

@@ -197,7 +197,10 @@ def deploy_workloads(config: StackConfig, platform: Platform) -> dict[str, pulum
     pipelines = config.of_pattern("pipeline")
     if pipelines:
         argo = ArgoWorkflows(
-            "argo", ArgoWorkflowsArgs(cluster=platform.cluster, bucket=platform.bucket)
+            "argo",
+            ArgoWorkflowsArgs(
+                cluster=platform.cluster, bucket=platform.bucket, install_crds=install_operators
+            ),
         )
         for workload in pipelines:
             name = workload.spec.name

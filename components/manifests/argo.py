@@ -23,10 +23,13 @@ __all__ = [
     "ARGO_CHART",
     "ARGO_CHART_VERSION",
     "ARGO_REPO",
+    "ARTIFACT_KEY_FORMAT",
     "WORKFLOW_SERVICE_ACCOUNT",
     "ArgoExportSpec",
     "argo_values",
     "build_argo_workflow",
+    "gcs_artifact_repository",
+    "s3_artifact_repository",
 ]
 
 ARGO_CHART = "argo-workflows"
@@ -205,29 +208,39 @@ def build_argo_workflow(spec: ArgoExportSpec) -> dict[str, Any]:
 
 
 def argo_values(
-    namespace: str, *, artifact_repository: Mapping[str, Any] | None = None
+    namespace: str,
+    *,
+    install_crds: bool = True,
+    artifact_repository: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Helm values for Argo Workflows limited to one namespace, restricted pods throughout.
 
-    ``singleNamespace`` gives the controller and server namespaced Roles and the controller
-    ``--namespaced``; aggregate roles and ClusterWorkflowTemplate access (ClusterRoles) are
-    off; CRDs are not kept after uninstall, so a destroyed stack leaves nothing behind.
-    The workflow service account is made by workstack (``WorkloadIdentity`` with
-    ``argo-step`` rights), not by the chart.
+    ``singleNamespace`` gives the controller and server namespaced Roles and ``--namespaced``
+    (``controller.workflowNamespaces`` applies only without it); aggregate roles and
+    ClusterWorkflowTemplate access (ClusterRoles) are off. The workflow service account is
+    made by workstack (``WorkloadIdentity`` with ``argo-step`` rights), not by the chart.
+
+    CRDs: with the chart's default ``crds.full: true`` they are installed by a pre-install
+    hook Job, which ``helm.v4.Chart`` never runs (pulumi-kubernetes
+    ``provider/pkg/provider/helm/v4/chart.go``: ``DisableHooks = true``), so the chart's
+    plain-template minimal CRDs are used (``crds.full: false``), deleted with the stack
+    (``crds.keep: false``; ``keep`` would make Pulumi retain them on destroy).
 
     Args:
         namespace: The namespace Argo runs in and watches.
+        install_crds: Install the CRDs (cluster-wide); off when another stack on the same
+            cluster owns them.
         artifact_repository: The default artifact repository (e.g. the stack's bucket,
-            reached through workload identity), or None for none.
+            reached through workload identity), or None for none. The chart renders it
+            whenever one of its ``s3``/``gcs``/``azure`` keys is set.
     """
     pod_security = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
     values: dict[str, Any] = {
         "singleNamespace": True,
         "createAggregateRoles": False,
-        "crds": {"install": True, "keep": False},
+        "crds": {"install": install_crds, "full": False, "keep": False},
         "workflow": {"serviceAccount": {"create": False}, "rbac": {"create": False}},
         "controller": {
-            "workflowNamespaces": [namespace],
             "clusterWorkflowTemplates": {"enabled": False},
             "podSecurityContext": pod_security,
         },
@@ -239,6 +252,38 @@ def argo_values(
         "useStaticCredentials": False,
     }
     if artifact_repository is not None:
-        values["useDefaultArtifactRepo"] = True
         values["artifactRepository"] = dict(artifact_repository)
     return values
+
+
+ARTIFACT_KEY_FORMAT = "argo/{{workflow.namespace}}/{{workflow.name}}/{{pod.name}}"
+"""Where Argo stores a step's artifacts and logs in the bucket (Argo's own template syntax)."""
+
+
+def gcs_artifact_repository(bucket: str) -> dict[str, Any]:
+    """A GCS artifact repository reached through the pod's Workload Identity.
+
+    The chart passes the whole ``gcs`` map through Helm's ``tpl``, so the key format's Argo
+    braces are wrapped in a Helm string action, as the chart's own values.yaml shows
+    (argo-helm ``templates/controller/workflow-controller-config-map.yaml``).
+    """
+    escaped = '{{ "' + ARTIFACT_KEY_FORMAT + '" }}'
+    return {"archiveLogs": True, "gcs": {"bucket": bucket, "keyFormat": escaped}}
+
+
+def s3_artifact_repository(bucket: str, region: str) -> dict[str, Any]:
+    """An S3 artifact repository reached through the pod's IAM role (SDK credentials).
+
+    ``s3.keyFormat`` is quoted, not passed through ``tpl``, so it stays as Argo reads it.
+    """
+    return {
+        "archiveLogs": True,
+        "s3": {
+            "bucket": bucket,
+            "endpoint": "s3.amazonaws.com",
+            "region": region,
+            "keyFormat": ARTIFACT_KEY_FORMAT,
+            "useSDKCreds": True,
+            "encryptionOptions": {"enableEncryption": True},
+        },
+    }

@@ -39,6 +39,7 @@ __all__ = [
     "build_claim",
     "build_nfs_server",
     "build_static_volume",
+    "build_storage_class",
     "nfs_pod_storage",
 ]
 
@@ -229,6 +230,29 @@ def build_claim(
             "storageClassName": storage_class,
             "resources": {"requests": {"storage": size}},
         },
+    }
+
+
+def build_storage_class(
+    *, name: str, provisioner: str, parameters: Mapping[str, str]
+) -> dict[str, Any]:
+    """A StorageClass whose volumes are made when a pod first uses them, deleted with claims.
+
+    ``WaitForFirstConsumer`` puts a zonal disk in the zone its pod is scheduled to, and
+    ``Delete`` removes the disk with its claim, so ``pulumi destroy`` leaves none behind.
+    """
+    return {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {
+            "name": require_dns1123_label("name", name),
+            "labels": standard_labels(name="workstack", instance=name, component="storage"),
+        },
+        "provisioner": provisioner,
+        "parameters": dict(parameters),
+        "reclaimPolicy": "Delete",
+        "volumeBindingMode": "WaitForFirstConsumer",
+        "allowVolumeExpansion": True,
     }
 
 

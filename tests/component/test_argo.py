@@ -169,7 +169,10 @@ def test_argo_install_is_pinned_namespaced_and_restricted() -> None:
     values = inputs["values"]
     assert values["singleNamespace"] is True
     assert values["createAggregateRoles"] is False
-    assert values["crds"] == {"install": True, "keep": False}
+    # The chart's default (crds.full) installs CRDs from a hook Job that helm.v4.Chart skips.
+    assert values["crds"] == {"install": True, "full": False, "keep": False}
+    assert "useDefaultArtifactRepo" not in values, "removed from the chart in 2023"
+    assert "workflowNamespaces" not in values["controller"], "ignored with singleNamespace"
     assert values["executor"]["securityContext"]["runAsNonRoot"] is True
     assert "artifactRepository" not in values
     kinds = {(o["kind"], o["metadata"]["name"]) for o in rendered_objects(deployment)}
@@ -196,6 +199,13 @@ def test_artifacts_go_to_the_stack_bucket_through_identity(cloud: str, kind: str
     assert "serviceAccountKeySecret" not in repository[kind]
     if kind == "s3":
         assert repository["s3"]["useSDKCreds"] is True
+        assert repository["s3"]["region"] == "us-east-1", "the cluster's region"
+        assert repository["s3"]["keyFormat"].startswith("argo/{{workflow.namespace}}")
+    else:
+        # The chart runs the whole gcs map through Helm's tpl: Argo's braces are escaped.
+        assert repository["gcs"]["keyFormat"] == (
+            '{{ "argo/{{workflow.namespace}}/{{workflow.name}}/{{pod.name}}" }}'
+        )
     grants = [
         r.name
         for r in deployment.resources

@@ -192,3 +192,60 @@ def test_nothing_secret_leaks_into_rendered_text(stack: tuple[str, Deployment]) 
     _, deployment = stack
     text = json.dumps(rendered_objects(deployment))
     assert "certificate-authority-data" not in text
+
+
+def _waits_for(deployment: Any, resource: Any, type_token: str) -> bool:
+    """Whether ``resource`` depends, directly or through others, on one of ``type_token``."""
+    # A URN ends with "<parent types>$<type>::<name>"; logical names are unique per type.
+    by_key = {(r.type, r.name): r for r in deployment.resources}
+
+    def key(urn: str) -> tuple[str, str]:
+        types, _, name = urn.rpartition("::")
+        return types.rpartition("$")[2].rpartition("::")[2], name
+
+    seen: set[tuple[str, str]] = set()
+    pending = [key(urn) for urn in resource.depends_on]
+    while pending:
+        found_key = pending.pop()
+        if found_key in seen:
+            continue
+        seen.add(found_key)
+        if found_key[0] == type_token:
+            return True
+        found = by_key.get(found_key)
+        if found is not None:
+            pending += [key(urn) for urn in found.depends_on]
+    return False
+
+
+def test_eks_cloud_resources_wait_for_the_cluster_and_claims_for_the_driver(
+    project: PulumiProject,
+) -> None:
+    """Issue 12 items 4, 5: associations and add-ons took the cluster's name as a string."""
+    deployment = deploy(project, "eks", storage="both", nfsMode="managed")
+    for token in (
+        "aws:eks/podIdentityAssociation:PodIdentityAssociation",
+        "aws:eks/addon:Addon",
+    ):
+        for resource in deployment.of_type(token):
+            assert _waits_for(deployment, resource, "eks:index:Cluster"), resource.name
+    [driver] = [r for r in deployment.of_type("aws:eks/addon:Addon") if "ebs" in r.name]
+    assert _waits_for(
+        deployment, driver, "aws:eks/podIdentityAssociation:PodIdentityAssociation"
+    ), "the EBS driver starts with its role usable"
+    [cluster] = [r for r in deployment.resources if r.inputs.get("kind") == "RabbitmqCluster"]
+    assert cluster.inputs["spec"]["persistence"]["storageClassName"] == "workstack-gp3"
+    assert _waits_for(deployment, cluster, "kubernetes:storage.k8s.io/v1:StorageClass")
+
+
+def test_gke_workload_identity_binding_waits_for_the_cluster(project: PulumiProject) -> None:
+    """Issue 12 item 6: the pool <project>.svc.id.goog exists once the cluster does."""
+    deployment = deploy(project, "gke")
+    bindings = [
+        r
+        for r in deployment.of_type("gcp:serviceaccount/iAMMember:IAMMember")
+        if r.inputs["role"] == "roles/iam.workloadIdentityUser"
+    ]
+    assert bindings
+    for binding in bindings:
+        assert _waits_for(deployment, binding, "gcp:container/cluster:Cluster"), binding.name

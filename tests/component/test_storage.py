@@ -215,7 +215,13 @@ def test_s3_bucket_is_private_encrypted_and_granted_to_the_workload_role(
     [policy] = deployment.of_type("aws:iam/rolePolicy:RolePolicy")
     statements = json.loads(policy.inputs["policy"])["Statement"]
     actions = sorted(a for s in statements for a in s["Action"])
-    assert actions == ["s3:DeleteObject", "s3:GetObject", "s3:ListBucket", "s3:PutObject"]
+    assert actions == [
+        "s3:DeleteObject",
+        "s3:GetBucketLocation",
+        "s3:GetObject",
+        "s3:ListBucket",
+        "s3:PutObject",
+    ]
     assert policy.inputs["role"] == "workload-identity-role-offline"
     [association] = [
         r.inputs
