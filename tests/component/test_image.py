@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import runpy
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,10 @@ from workstack.components import (
 )
 from workstack.images import generate_context, plan_context, rendering
 from workstack.offline import Deployment, ProgramError, RegisteredResource, Secret, run_function
+from workstack.project import load_project
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "workloads" / "word-count"
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURE = ROOT / "tests" / "fixtures" / "workloads" / "word-count"
 IMAGE = "docker-build:index:Image"
 
 
@@ -324,3 +327,22 @@ def test_image_ref_of_a_workload_image_and_of_nonsense() -> None:
     assert run_function(program).outputs["ref"].startswith("workstack/word-count:")
     with pytest.raises(SpecError, match="image: 'Not An Image'"):
         ImageRef.of("Not An Image")
+
+
+@pytest.mark.parametrize("stack", ["minikube", "gke", "eks"])
+def test_rendering_a_whole_stack_writes_nothing(tmp_path: Path, stack: str) -> None:
+    """The stack program run the way the offline engine will run it once it enters
+    rendering(): every workload image is planned, none is written."""
+    project = load_project(ROOT)
+    settings = project.read_stack(stack)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+
+    def program() -> None:
+        with rendering():
+            runpy.run_path(str(project.main), run_name="__main__")
+
+    deployment = run_function(program, project=project.name, stack=stack, config=settings.values)
+    images = deployment.of_type(IMAGE)
+    assert images, "the stack builds workload images"
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    assert not (ROOT / "stacks" / ".workstack").exists()
