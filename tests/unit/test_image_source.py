@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -227,3 +230,40 @@ def test_installs_images_cannot_reproduce_are_explained(
 ) -> None:
     with pytest.raises(SourceError, match=message):
         find_source(installed(tmp_path, direct_url))
+
+
+def test_a_regular_install_from_a_copied_tree_gives_the_same_tag(tmp_path: Path) -> None:
+    """`pip install .` (not editable) works for image contexts, and a checkout elsewhere
+    gives the same tag as this editable one: the tag hashes sources, not install layouts."""
+    checkout = tmp_path / "elsewhere" / "workstack"
+    for relative, content in find_source().files:
+        (checkout / relative).parent.mkdir(parents=True, exist_ok=True)
+        (checkout / relative).write_bytes(content)
+    target = tmp_path / "site"
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "pip", "install", "--quiet", "--no-deps"),
+            "--target",
+            str(target),
+            str(checkout),
+        ],
+        check=True,
+        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+    )
+    probe = (
+        "import json, workstack; from workstack.images import find_source, plan_context; "
+        f"s = find_source(); p = plan_context({str(FIXTURE)!r}); "
+        "print(json.dumps([workstack.__file__, s.kind, str(s.location), p.tag]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**os.environ, "PYTHONPATH": str(target)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    module, kind, location, tag = json.loads(result.stdout)
+    assert Path(module).is_relative_to(target)  # the regular install ran, not this checkout
+    assert (kind, location) == ("tree", str(checkout))
+    assert tag == plan_context(FIXTURE).tag
