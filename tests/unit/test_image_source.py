@@ -267,3 +267,14 @@ def test_a_regular_install_from_a_copied_tree_gives_the_same_tag(tmp_path: Path)
     assert Path(module).is_relative_to(target)  # the regular install ran, not this checkout
     assert (kind, location) == ("tree", str(checkout))
     assert tag == plan_context(FIXTURE).tag
+
+
+def test_workstack_code_changes_the_tag_and_its_readme_does_not(tree: Path, tmp_path: Path) -> None:
+    before = plan_context(FIXTURE, runtime=tree_source(tree, tmp_path))
+    (tree / "README.md").write_text("# workstack\n\nNew words.\n")
+    assert plan_context(FIXTURE, runtime=tree_source(tree, tmp_path)).tag == before.tag
+    (tree / "sdk" / "__init__.py").write_text('"""sdk, changed."""\n')
+    after = plan_context(FIXTURE, runtime=tree_source(tree, tmp_path))
+    assert after.tag != before.tag
+    # Only workstack's layer changes: the dependencies are the same.
+    assert after.dependency_hash == before.dependency_hash
