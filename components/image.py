@@ -16,9 +16,14 @@ from workstack.components.cluster import Registry
 from workstack.components.manifests import SpecError
 from workstack.images import (
     DEFAULT_BASE_IMAGE,
+    DEFAULT_PLATFORM,
+    PLATFORMS,
     ContextError,
-    generate_context,
+    SourceError,
+    find_source,
     is_image_reference,
+    is_rendering,
+    plan_context,
 )
 from workstack.sdk.workload import WorkloadError, load_workload
 
@@ -52,6 +57,11 @@ class WorkloadImageArgs:
             ``~/.cache/workstack/wheelhouse``.
         repository: Image name within the registry (or locally); None means the workload name
             (locally ``workstack/<workload name>``).
+        platform: Platform of the cluster's nodes (``linux/amd64`` or ``linux/arm64``); the
+            image is built for it whatever machine deploys, and it is part of the tag.
+        extras: workstack extras the stack requires on top of the workload's own
+            ``extras``, e.g. ``("s3",)`` or ``("gcs",)`` when the stack's storage is a
+            bucket; they go into the image and the tag.
     """
 
     workload_dir: str
@@ -62,6 +72,8 @@ class WorkloadImageArgs:
     offline: bool = False
     wheelhouse: str | None = None
     repository: str | None = None
+    platform: str = DEFAULT_PLATFORM
+    extras: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         try:
@@ -92,6 +104,19 @@ class WorkloadImageArgs:
                 self.repository,
                 "expected an image name without registry or tag, such as team/csv-clean",
             )
+        if self.platform not in PLATFORMS:
+            raise SpecError("platform", self.platform, f"one of {', '.join(PLATFORMS)}")
+        given: object = self.extras  # the annotation is not enforced at runtime
+        if isinstance(given, str) or not isinstance(given, tuple | list):
+            raise SpecError("extras", self.extras, "expected a tuple of extras such as ('s3',)")
+        try:
+            allowed = find_source().image_extras()
+        except SourceError as error:
+            raise SpecError("workload_dir", self.workload_dir, str(error)) from None
+        for extra in self.extras:
+            if extra not in allowed:
+                raise SpecError("extras", extra, f"one of {', '.join(allowed)}")
+        object.__setattr__(self, "extras", tuple(dict.fromkeys(self.extras)))
         ecr = self.registry is not None and self.registry.kind == "ecr"
         if ecr and self.repository is not None and "/" in self.repository:
             raise SpecError(
@@ -105,10 +130,12 @@ class WorkloadImageArgs:
 class WorkloadImage(pulumi.ComponentResource):
     """A workload folder built into an image whose tag is the hash of its build context.
 
-    The context is generated when the program runs (:func:`workstack.images.generate_context`)
-    and built by ``pulumi_docker_build`` (BuildKit). The tag is a content hash, so an
-    unchanged workload gives the same tag and the same context, and the build is skipped;
-    after a code change the dependency layer is reused.
+    The context is planned when the program runs (:func:`workstack.images.plan_context`:
+    the tag, without writing anything), written only when the program runs to deploy, not
+    inside :func:`workstack.images.rendering`, and built by ``pulumi_docker_build``
+    (BuildKit) for ``platform``. The tag is a content hash, so an unchanged workload gives
+    the same tag and the same context, and the build is skipped; after a code change the
+    dependency layer is reused.
 
     With a ``registry`` (GKE's Artifact Registry, EKS's ECR) the image is pushed with a
     short-lived token the cloud provider issues to whoever runs ``pulumi up``; no credential
@@ -128,7 +155,10 @@ class WorkloadImage(pulumi.ComponentResource):
     """Content hash of the dependency layer's inputs."""
 
     context_dir: str
-    """Where the build context was generated."""
+    """Where the build context is written (nothing is written while rendering)."""
+
+    platform: str
+    """The platform the image is built for."""
 
     image_name: pulumi.Output[str]
     """``<repository>:<tag>`` as pushed or loaded."""
@@ -145,34 +175,40 @@ class WorkloadImage(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: WorkloadImageArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        # The context is generated before the component registers, so a workload that cannot
-        # be built fails with nothing created.
+        # The context is planned before the component registers, so a workload that cannot
+        # be built fails with nothing created; it is written only to be built, never while
+        # rendering (workstack render writes nothing).
         workload = load_workload(args.workload_dir)
         context_dir = args.context_dir or str(Path(".workstack", "images", workload.spec.name))
         try:
-            context = generate_context(
+            plan = plan_context(
                 workload,
-                context_dir,
                 base_image=args.base_image,
+                platform=args.platform,
+                extras=args.extras,
                 offline=args.offline,
                 wheelhouse=args.wheelhouse,
             )
-        except ContextError as error:
+            if not is_rendering():
+                plan.write(context_dir)
+        except (ContextError, SourceError) as error:
             raise SpecError("workload_dir", args.workload_dir, str(error)) from None
         super().__init__("workstack:image:WorkloadImage", name, None, opts)
         self.workload_name = workload.spec.name
         self.context_dir = context_dir
-        self.tag = context.tag
-        self.dependency_hash = context.dependency_hash
+        self.tag = plan.tag
+        self.dependency_hash = plan.dependency_hash
+        self.platform = args.platform
+        context_tag = plan.tag
 
         registry = args.registry
         if registry is None:
             repository = args.repository or f"{_LOCAL_REPOSITORY}/{workload.spec.name}"
-            self.image_name = pulumi.Output.from_input(f"{repository}:{context.tag}")
+            self.image_name = pulumi.Output.from_input(f"{repository}:{context_tag}")
             self.pull_policy = "Never"
         else:
             repository = args.repository or workload.spec.name
-            self.image_name = registry.image_ref(repository, context.tag)
+            self.image_name = registry.image_ref(repository, context_tag)
             self.pull_policy = "IfNotPresent"
         build = pulumi.ResourceOptions(parent=self)
         if args.docker_host is not None:
@@ -186,6 +222,8 @@ class WorkloadImage(pulumi.ComponentResource):
             context=docker_build.BuildContextArgs(location=context_dir),
             dockerfile=docker_build.DockerfileArgs(location=str(Path(context_dir, "Dockerfile"))),
             build_args={"BASE_IMAGE": args.base_image},
+            # The cluster's nodes' platform; docker-build defaults to the deploying machine's.
+            platforms=[docker_build.Platform(args.platform)],
             tags=[self.image_name],
             push=registry is not None,
             registries=None if registry is None else [_registry_login(registry, self)],
@@ -203,6 +241,7 @@ class WorkloadImage(pulumi.ComponentResource):
                 "workload_name": self.workload_name,
                 "tag": self.tag,
                 "dependency_hash": self.dependency_hash,
+                "platform": self.platform,
                 "image_name": self.image_name,
                 "digest": self.digest,
                 "ref": self.ref,

@@ -13,12 +13,16 @@ import typer
 
 from workstack.images.context import (
     DEFAULT_BASE_IMAGE,
+    DEFAULT_PLATFORM,
+    PLATFORMS,
     BuildContext,
     ContextError,
-    generate_context,
+    ContextPlan,
     is_image_reference,
+    plan_context,
 )
 from workstack.images.docker import Docker, DockerError, build_image
+from workstack.images.source import SourceError
 from workstack.images.wheelhouse import WheelhouseError
 from workstack.sdk.workload import WorkloadError, load_workload
 
@@ -64,6 +68,21 @@ Refresh = Annotated[
     bool,
     typer.Option("--refresh", help="Offline mode: resolve requirements again."),
 ]
+Platform = Annotated[
+    str,
+    typer.Option(
+        "--platform",
+        help=f"Platform of the nodes that run the image: {', '.join(PLATFORMS)}.",
+    ),
+]
+Extras = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--extra",
+        help="A workstack extra the image needs beyond the workload's own, e.g. s3 or gcs "
+        "for bucket storage (repeatable).",
+    ),
+]
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
@@ -71,25 +90,26 @@ def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _generate(
+def _plan(
     workload_dir: Path,
-    out: Path,
     *,
     base_image: str,
+    platform: str,
+    extras: list[str] | None,
     offline: bool,
     wheelhouse: Path | None,
     no_download: bool,
     refresh: bool,
-) -> BuildContext:
-    """Check every input, then write the context; bad input exits 2 before anything is built."""
+) -> ContextPlan:
+    """Check every input and compute the context; bad input exits 2 before anything is built."""
     if (wheelhouse is not None or no_download or refresh) and not offline:
         _fail("--wheelhouse, --no-download and --refresh need --offline")
     try:
-        workload = load_workload(workload_dir)
-        return generate_context(
-            workload,
-            out,
+        return plan_context(
+            load_workload(workload_dir),
             base_image=base_image,
+            platform=platform,
+            extras=tuple(extras or ()),
             offline=offline,
             wheelhouse=wheelhouse,
             download=not no_download,
@@ -101,35 +121,66 @@ def _generate(
         _fail(str(error), EXIT_FAILED)
 
 
+def _write(plan: ContextPlan, out: Path) -> BuildContext:
+    try:
+        return plan.write(out)
+    except ContextError as error:
+        _fail(str(error))
+    except (SourceError, WheelhouseError) as error:
+        _fail(str(error), EXIT_FAILED)
+
+
 @image_app.command("context")
 def context_command(
     workload_dir: WorkloadDir,
-    out: Annotated[Path, typer.Option(help="Folder to write the build context into.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Folder to write the build context into.")
+    ] = None,
+    list_files: Annotated[
+        bool,
+        typer.Option(
+            "--list",
+            help="Show what goes into the context (+) and what is left out (-) and by which "
+            "rule; writes nothing unless --out is given too.",
+        ),
+    ] = False,
     base_image: BaseImage = DEFAULT_BASE_IMAGE,
+    platform: Platform = DEFAULT_PLATFORM,
+    extra: Extras = None,
     offline: Offline = False,
     wheelhouse: Wheelhouse = None,
     no_download: NoDownload = False,
     refresh: Refresh = False,
 ) -> None:
-    """Write a workload's build context and print its tag (the content hash).
+    """Write a workload's build context (or list it) and print its tag (the content hash).
 
-    The same workload, workstack and options give the same tag on every machine.
+    The same workload, workstack and options give the same tag on every machine. With
+    --list, each file that goes in is printed as "+ path", each one left out as
+    "- path (rule: where the rule is written)", then the tag.
     """
-    context = _generate(
+    if out is None and not list_files:
+        _fail("--out is not given; give the folder to write the context into, or --list")
+    plan = _plan(
         workload_dir,
-        out,
         base_image=base_image,
+        platform=platform,
+        extras=extra,
         offline=offline,
         wheelhouse=wheelhouse,
         no_download=no_download,
         refresh=refresh,
     )
-    typer.echo(
-        f"wrote {context.path} (workload {context.name}, "
-        f"dependency hash {context.dependency_hash})",
-        err=True,
-    )
-    typer.echo(context.tag)
+    if list_files:
+        for line in plan.listing():
+            typer.echo(line)
+    if out is not None:
+        context = _write(plan, out)
+        typer.echo(
+            f"wrote {context.path} (workload {context.name}, {context.platform}, "
+            f"dependency hash {context.dependency_hash})",
+            err=True,
+        )
+    typer.echo(plan.tag)
 
 
 @image_app.command("build")
@@ -144,6 +195,8 @@ def build_command(
         list[str] | None,
         typer.Option("--tag", "-t", help="Also name the image this (repeatable)."),
     ] = None,
+    platform: Platform = DEFAULT_PLATFORM,
+    extra: Extras = None,
     offline: Offline = False,
     wheelhouse: Wheelhouse = None,
     no_download: NoDownload = False,
@@ -172,17 +225,19 @@ def build_command(
         docker = Docker.find()
     except DockerError as error:
         _fail(str(error), EXIT_FAILED)
+    plan = _plan(
+        workload_dir,
+        base_image=base_image,
+        platform=platform,
+        extras=extra,
+        offline=offline,
+        wheelhouse=wheelhouse,
+        no_download=no_download,
+        refresh=refresh,
+    )
     with tempfile.TemporaryDirectory(prefix="workstack-context-") as scratch:
         out = context_dir if context_dir is not None else Path(scratch) / "context"
-        context = _generate(
-            workload_dir,
-            out,
-            base_image=base_image,
-            offline=offline,
-            wheelhouse=wheelhouse,
-            no_download=no_download,
-            refresh=refresh,
-        )
+        context = _write(plan, out)
         try:
             result = build_image(
                 context, docker, repository=repository, extra_tags=tag or (), no_cache=no_cache

@@ -1,23 +1,33 @@
-"""Generate a workload's Docker build context: the Dockerfile, its dependencies and its code.
+"""A workload's Docker build context: planned without writing, then written when building.
 
-Layout of a generated context (docs/images.md)::
+Layout of a written context (docs/images.md)::
 
     Dockerfile                  generated; the base image is the default of ARG BASE_IMAGE
     deps/requirements.txt       the workload's requirements and workstack's runtime ones, sorted
     deps/wheels/*.whl           offline mode only: every wheel the image installs
-    workstack/workstack-*.whl   the running workstack, packed reproducibly (wheel.py)
-    app/...                     the workload folder, minus the ignored files
+    workstack/workstack-*.whl   workstack's wheel, built by its build backend (source.py)
+    app/...                     the workload folder, minus the excluded files
+
+:func:`plan_context` reads the workload folder once and computes everything: the files, the
+Dockerfile, the *tag* and the *dependency hash*; it writes nothing (offline mode may resolve
+wheels into the wheelhouse, a cache outside the project, unless :func:`rendering` is on).
+:meth:`ContextPlan.write` writes that plan, from the bytes that were hashed.
 
 The image is built in layers that change at different rates: the virtualenv with the
 dependencies (a stage that sees only ``deps/`` and the base image, so its cache key is the
-*dependency hash*), then workstack itself, then the code. A code change therefore rebuilds
-only the last layers. The *tag* is the hash of the whole context, so it changes exactly when
-something that goes into the image changes, and an unchanged workload needs no build at all.
+dependency hash), then workstack itself, then the code. A code change therefore rebuilds
+only the last layers. The tag is a hash of everything that goes into the image: each file of
+the context by path, mode and content, except workstack's wheel, which is represented by
+its fingerprint (a hash of the sources and metadata it is built from; wheel bytes differ
+between machines). So an unchanged workload keeps its tag on every machine, and any change
+to the workload, its dependencies, workstack, the base image, the platform or the extras
+gives a new one.
 """
 
 from __future__ import annotations
 
 import os
+import platform as host
 import re
 import shutil
 import tempfile
@@ -25,23 +35,38 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import workstack
-from workstack.images.hashing import hash_entries, normalised_mode, tree_entries
+from workstack.images.hashing import hash_parts, normalised_mode
 from workstack.images.ignore import IgnoreRules
-from workstack.images.wheel import WheelError, build_workstack_wheel, runtime_requirements
-from workstack.images.wheelhouse import default_wheelhouse, fill_context_wheels
+from workstack.images.rendering import is_rendering
+from workstack.images.source import SourceError, WorkstackSource, find_source
+from workstack.images.wheelhouse import default_wheelhouse, resolve_wheels
 from workstack.sdk.workload import Workload, load_workload
 
 __all__ = [
     "DEFAULT_BASE_IMAGE",
+    "DEFAULT_PLATFORM",
     "IMAGE_REFERENCE",
+    "PLATFORMS",
     "BuildContext",
     "ContextError",
+    "ContextFile",
+    "ContextPlan",
+    "Exclusion",
     "generate_context",
+    "host_platform",
     "is_image_reference",
+    "plan_context",
 ]
 
 DEFAULT_BASE_IMAGE = "python:3.11-slim-bookworm"
 """The official slim Python image, pinned to a Python minor version and Debian release."""
+
+PLATFORMS = ("linux/amd64", "linux/arm64")
+"""The node platforms images are built for (GKE, EKS and minikube nodes run one of these)."""
+
+DEFAULT_PLATFORM = "linux/amd64"
+"""Images are built for the cluster's nodes, not the deploying machine: the default node types
+of the GKE and EKS stacks (e2, m6i) are amd64."""
 
 IMAGE_REFERENCE = re.compile(
     r"^(?:(?P<registry>[A-Za-z0-9.-]+(?::[0-9]+)?)/)?"
@@ -58,14 +83,16 @@ _WHEELS = "deps/wheels"
 _RUNTIME = "workstack"
 _APP = "app"
 _VENV_PATH = "/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_MACHINES = {"x86_64": "linux/amd64", "amd64": "linux/amd64", "aarch64": "linux/arm64"}
+_MACHINES["arm64"] = "linux/arm64"
 
 # The dependency stage: it sees only deps/ and the base image. Its text is part of the
 # dependency hash, so any change to how dependencies are installed changes that hash too.
 _DEPS_STAGE = """\
 ARG BASE_IMAGE={base_image}
 
-# Dependencies: this stage reads only deps/ (and the base image), so its cache key is the
-# dependency hash and a code change reuses it.
+# Dependencies for {platform}: this stage reads only deps/ (and the base image), so its cache
+# key is the dependency hash and a code change reuses it.
 FROM ${{BASE_IMAGE}} AS deps
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 COPY deps/ /tmp/workstack-deps/
@@ -76,14 +103,11 @@ RUN python3 -m venv /opt/venv \\
 _RUNTIME_STAGE = """\
 # The image: the dependency layer, then workstack (changes with workstack), then the code.
 FROM ${{BASE_IMAGE}}
-LABEL dev.workstack.workload="{name}" dev.workstack.dependency-hash="{dependency_hash}"
+LABEL dev.workstack.workload="{name}" dev.workstack.dependency-hash="{dependency_hash}" \\
+      dev.workstack.platform="{platform}"
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 COPY --from=deps /opt/venv /opt/venv
-COPY workstack/ /tmp/workstack-dist/
-# --no-deps: the dependency layer already holds workstack's requirements; pip check proves it.
-RUN /opt/venv/bin/pip install --no-deps --no-index /tmp/workstack-dist/{wheel} \\
- && /opt/venv/bin/pip check \\
- && rm -rf /tmp/workstack-dist
+{install_workstack}
 ENV VIRTUAL_ENV=/opt/venv \\
     PATH={path} \\
     PYTHONPATH=/app \\
@@ -100,13 +124,26 @@ USER 10001:10001
 ENTRYPOINT ["workstack", "pod"]
 """
 
+_INSTALL_WHEEL = """\
+COPY workstack/ /tmp/workstack-dist/
+# --no-deps: the dependency layer already holds workstack's requirements; pip check proves it.
+RUN /opt/venv/bin/pip install --no-deps --no-index /tmp/workstack-dist/{wheel} \\
+ && /opt/venv/bin/pip check \\
+ && rm -rf /tmp/workstack-dist"""
+
+_INSTALL_INDEX = """\
+# workstack from the package index, the version the context was generated with.
+# --no-deps: the dependency layer already holds workstack's requirements; pip check proves it.
+RUN /opt/venv/bin/pip install --no-deps {requirement} \\
+ && /opt/venv/bin/pip check"""
+
 _REQUIREMENTS_HEADER = (
     "# The workload's requirements and workstack's runtime requirements, generated by workstack.\n"
 )
 
 
 class ContextError(ValueError):
-    """The context cannot be generated from this input (bad option, extra or output path)."""
+    """The context cannot be made from this input (bad option, extra, file or output path)."""
 
 
 def is_image_reference(value: str) -> bool:
@@ -114,16 +151,55 @@ def is_image_reference(value: str) -> bool:
     return bool(IMAGE_REFERENCE.match(value))
 
 
+def host_platform() -> str:
+    """This machine's platform as Docker names it (``linux/amd64``, ``linux/arm64``)."""
+    return _MACHINES.get(host.machine().lower(), f"linux/{host.machine().lower()}")
+
+
+@dataclass(frozen=True)
+class ContextFile:
+    """One file of a planned context.
+
+    Attributes:
+        path: Relative ``/``-separated path in the context.
+        mode: ``0o644`` or ``0o755``.
+        content: The bytes (read once from the workload folder, or generated), or a file to
+            copy them from (a wheel in the wheelhouse).
+    """
+
+    path: str
+    mode: int
+    content: bytes | Path
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """A file or folder of the workload left out of the image, and the rule that did it.
+
+    Attributes:
+        path: Relative to the workload folder; a folder ends with ``/``.
+        rule: The pattern (``!`` rules never exclude).
+        origin: Where the rule is written: ``default``, ``default (secrets)`` or
+            ``<file>:<line>``.
+    """
+
+    path: str
+    rule: str
+    origin: str
+
+
 @dataclass(frozen=True)
 class BuildContext:
-    """A generated build context.
+    """A written build context.
 
     Attributes:
         path: The context folder.
         workload: The workload it was generated from.
-        tag: Content hash of the whole context; the image tag.
+        tag: Content hash of everything that goes into the image; the image tag.
         dependency_hash: Content hash of the dependency stage and ``deps/``.
         base_image: The base image (the Dockerfile's ``BASE_IMAGE`` default).
+        platform: The platform the image is built for (``linux/amd64``...).
+        extras: workstack extras the image gets: the workload's and the stack's.
         offline: Whether the dependencies install from wheels in the context.
         wheels: File names of the wheels in ``deps/wheels`` (offline mode).
     """
@@ -135,6 +211,8 @@ class BuildContext:
     base_image: str
     offline: bool
     wheels: tuple[str, ...] = ()
+    platform: str = DEFAULT_PLATFORM
+    extras: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -156,83 +234,293 @@ class BuildContext:
         return f"{repository or f'workstack/{self.name}'}:{self.tag}"
 
 
-def generate_context(
+@dataclass(frozen=True)
+class ContextPlan:
+    """Everything a context holds and its hashes, computed without writing anything.
+
+    Attributes:
+        workload: The workload.
+        tag: The image tag (see the module's docstring).
+        dependency_hash: Hash of the dependency stage and ``deps/``.
+        base_image: The base image.
+        platform: The platform the image is built for.
+        extras: workstack extras the image gets, sorted.
+        offline: Whether dependencies install from wheels in the context.
+        files: The files of the context, except workstack's wheel.
+        runtime: The workstack the image gets.
+        excluded: What the workload folder has that stays out, and why.
+        wheels: Offline mode: the wheel files ``deps/wheels`` holds.
+        resolved: False only when rendering in offline mode before the wheelhouse has
+            resolved these requirements: then the tag stands for the requirements, not the
+            exact wheels, and differs from the one a build gets.
+    """
+
+    workload: Workload
+    tag: str
+    dependency_hash: str
+    base_image: str
+    platform: str
+    extras: tuple[str, ...]
+    offline: bool
+    files: tuple[ContextFile, ...]
+    runtime: WorkstackSource
+    excluded: tuple[Exclusion, ...]
+    wheels: tuple[str, ...]
+    resolved: bool
+    wheelhouse: Path
+    download: bool
+
+    @property
+    def name(self) -> str:
+        """The workload's name."""
+        return self.workload.spec.name
+
+    @property
+    def runtime_file(self) -> str | None:
+        """Where workstack's wheel goes in the context; None when the build fetches it."""
+        if self.runtime.kind == "index" and not self.offline:
+            return None
+        return f"{_RUNTIME}/{self.runtime.wheel_name}"
+
+    def listing(self) -> list[str]:
+        """What goes into the context and what stays out, one line each, for people."""
+        lines = [f"+ {file.path}" for file in self.files]
+        if self.runtime_file is not None:
+            lines.append(f"+ {self.runtime_file}  (workstack {self.runtime.version})")
+        lines.sort(key=lambda line: line.split()[1])
+        lines += [f"- {e.path}  ({e.rule}: {e.origin})" for e in self.excluded]
+        return lines
+
+    def write(self, out: str | Path) -> BuildContext:
+        """Write this plan into ``out`` and return the written context.
+
+        ``out`` is replaced as a whole (only if it is empty or an earlier generated context),
+        so nothing stale survives. The workload's files are written from the bytes that were
+        hashed, so the context is exactly what the tag stands for.
+
+        Raises:
+            ContextError: ``out`` is inside the workload folder, or a folder that is not a
+                generated context; or offline mode was planned while rendering and the
+                wheels are not resolved.
+            SourceError: workstack's wheel cannot be built.
+        """
+        target = Path(out).expanduser().resolve()
+        folder = self.workload.folder
+        if target == folder or target.is_relative_to(folder):
+            raise ContextError(
+                f"the context folder {target} must not be inside the workload folder"
+            )
+        if not self.resolved:
+            raise ContextError(
+                "this plan was made while rendering, before offline mode resolved its wheels; "
+                "plan again outside rendering() to write it"
+            )
+        _check_replaceable(target)
+        wheel = self.runtime.wheel(
+            wheelhouse=self.wheelhouse if self.offline else None, download=self.download
+        )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            for file in self.files:
+                path = staging / file.path
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if isinstance(file.content, bytes):
+                    path.write_bytes(file.content)
+                else:
+                    shutil.copyfile(file.content, path)
+                path.chmod(file.mode)
+            if wheel is not None and self.runtime_file is not None:
+                path = staging / self.runtime_file
+                path.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(wheel, path)
+                path.chmod(0o644)
+            for folder_name, _, _ in os.walk(staging):
+                Path(folder_name).chmod(0o755)
+            _replace(staging, target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return BuildContext(
+            path=target,
+            workload=self.workload,
+            tag=self.tag,
+            dependency_hash=self.dependency_hash,
+            base_image=self.base_image,
+            offline=self.offline,
+            wheels=self.wheels,
+            platform=self.platform,
+            extras=self.extras,
+        )
+
+
+def plan_context(
     workload: Workload | str | Path,
-    out: str | Path,
     *,
     base_image: str = DEFAULT_BASE_IMAGE,
+    platform: str = DEFAULT_PLATFORM,
+    extras: tuple[str, ...] | list[str] = (),
     offline: bool = False,
     wheelhouse: str | Path | None = None,
     download: bool = True,
     refresh: bool = False,
-) -> BuildContext:
-    """Write the build context of ``workload`` into ``out`` and return its hashes.
+    runtime: WorkstackSource | None = None,
+) -> ContextPlan:
+    """Compute a workload's context and its tag, writing nothing.
 
-    ``out`` is replaced as a whole (only if it is empty or an earlier generated context),
-    so nothing stale survives. Generation is pure apart from offline mode, which runs
-    ``pip wheel`` on the host (see :mod:`workstack.images.wheelhouse`).
+    The workload folder is read once; hashing and writing use those bytes. In offline mode
+    the wheels are resolved into the wheelhouse first (pip, on this machine) unless the
+    caller runs inside :func:`workstack.images.rendering`, where only a remembered resolution
+    is used.
 
     Args:
         workload: A loaded workload or its folder.
-        out: The context folder to (re)write; must not be inside the workload folder.
         base_image: Image reference the Dockerfile builds on.
-        offline: Install dependencies from wheels fetched on the host into the context.
+        platform: Platform of the nodes that run the image (one of :data:`PLATFORMS`).
+        extras: workstack extras the image needs beyond the workload's own (``s3`` or
+            ``gcs`` for a stack with bucket storage).
+        offline: Install dependencies from wheels fetched on this machine into the context.
         wheelhouse: Host folder that keeps wheels between builds (offline mode); default
             ``~/.cache/workstack/wheelhouse``.
         download: Offline mode: fetch missing wheels from the index into the wheelhouse;
             False for a wheelhouse prepared elsewhere (air-gapped).
-        refresh: Offline mode: resolve the requirements again instead of reusing the
-            wheelhouse's earlier resolution.
+        refresh: Offline mode: resolve the requirements again.
+        runtime: The workstack the image gets; default the running one
+            (:func:`workstack.images.find_source`).
 
     Raises:
-        WorkloadError: The workload folder is not valid (nothing is written).
-        ContextError: Bad options (base image, output inside the workload, an extra this
-            workstack does not provide).
+        WorkloadError: The workload folder is not valid.
+        ContextError: Bad options, a symlink out of the folder, an extra workstack does not
+            give images, or workstack's own install cannot go into an image.
         WheelhouseError: Offline mode and a requirement cannot be satisfied.
     """
     loaded = workload if isinstance(workload, Workload) else load_workload(workload)
     if not is_image_reference(base_image):
         raise ContextError(
-            f"base image {base_image!r} is not an image reference "
+            f"base_image: {base_image!r} is not allowed; an image reference "
             "([registry/]repository[:tag][@sha256:digest])"
         )
+    if platform not in PLATFORMS:
+        raise ContextError(f"platform: {platform!r} is not allowed; one of {', '.join(PLATFORMS)}")
     if wheelhouse is not None and not offline:
         raise ContextError("a wheelhouse is used only in offline mode (--offline)")
+    if offline and platform != host_platform():
+        raise ContextError(
+            f"platform: {platform!r} is not allowed with offline mode on this "
+            f"{host_platform()} machine; offline wheels are resolved for the machine that "
+            f"makes the context: build online, or on a {platform} machine"
+        )
+    try:
+        source = runtime or find_source()
+        wanted = tuple(sorted({*loaded.spec.extras, *extras}))
+        requirements = source.runtime_requirements(wanted)
+    except SourceError as error:
+        raise ContextError(str(error)) from None
+
+    house = Path(wheelhouse).expanduser() if wheelhouse else default_wheelhouse()
+    app, excluded = _read_workload(loaded)
+    # Sorted and without repeats: reordering requirements or editing comments does not
+    # change the dependency hash; pip resolves the set the same way in any order.
+    listed = sorted(set(loaded.requirements) | set(requirements), key=lambda r: (r.lower(), r))
+    requirements_text = (_REQUIREMENTS_HEADER + "".join(f"{r}\n" for r in listed)).encode()
+    deps = [ContextFile(f"{_DEPS}/requirements.txt", 0o644, requirements_text)]
+    wheels: tuple[str, ...] = ()
+    resolved = True
+    if offline:
+        names = resolve_wheels(
+            requirements_text,
+            wheelhouse=house,
+            download=download,
+            refresh=refresh,
+            resolve=not is_rendering(),
+        )
+        resolved = names is not None
+        wheels = tuple(names or ())
+        deps += [ContextFile(f"{_WHEELS}/{name}", 0o644, house / name) for name in wheels]
+
+    install_options = "--no-index --find-links /tmp/workstack-deps/wheels " if offline else ""
+    deps_stage = _DEPS_STAGE.format(
+        base_image=base_image, install_options=install_options, platform=platform
+    )
+    dependency_hash = hash_parts(
+        ((f.path, f.mode, f.content) for f in deps),
+        extra=[("Dockerfile:deps", deps_stage.encode())],
+    )
+    if source.kind == "index" and not offline:
+        install = _INSTALL_INDEX.format(requirement=source.requirement)
+    else:
+        install = _INSTALL_WHEEL.format(wheel=source.wheel_name)
+    header = (
+        f"{_MARKER} {workstack.__version__} from workload {loaded.spec.name!r}; "
+        "do not edit: `workstack image context` rewrites it.\n"
+    )
+    runtime_stage = _RUNTIME_STAGE.format(
+        name=loaded.spec.name,
+        dependency_hash=dependency_hash,
+        platform=platform,
+        install_workstack=install,
+        path=_VENV_PATH,
+    )
+    dockerfile = ContextFile("Dockerfile", 0o644, f"{header}{deps_stage}\n{runtime_stage}".encode())
+    files = tuple(sorted([dockerfile, *deps, *app], key=lambda f: f.path))
+    tag = hash_parts(
+        ((f.path, f.mode, f.content) for f in files),
+        extra=[(f"workstack:{source.kind}:{source.wheel_name}", source.fingerprint.encode())],
+    )
+    return ContextPlan(
+        workload=loaded,
+        tag=tag,
+        dependency_hash=dependency_hash,
+        base_image=base_image,
+        platform=platform,
+        extras=wanted,
+        offline=offline,
+        files=files,
+        runtime=source,
+        excluded=tuple(excluded),
+        wheels=wheels,
+        resolved=resolved,
+        wheelhouse=house,
+        download=download,
+    )
+
+
+def generate_context(
+    workload: Workload | str | Path,
+    out: str | Path,
+    *,
+    base_image: str = DEFAULT_BASE_IMAGE,
+    platform: str = DEFAULT_PLATFORM,
+    extras: tuple[str, ...] | list[str] = (),
+    offline: bool = False,
+    wheelhouse: str | Path | None = None,
+    download: bool = True,
+    refresh: bool = False,
+) -> BuildContext:
+    """Plan the context of ``workload`` (:func:`plan_context`) and write it into ``out``.
+
+    Raises:
+        WorkloadError: The workload folder is not valid (nothing is written).
+        ContextError: Bad options or output path (nothing is written).
+        WheelhouseError: Offline mode and a requirement cannot be satisfied.
+        SourceError: workstack's wheel cannot be built.
+    """
+    loaded = workload if isinstance(workload, Workload) else load_workload(workload)
     target = Path(out).expanduser().resolve()
     if target == loaded.folder or target.is_relative_to(loaded.folder):
         raise ContextError(f"the context folder {target} must not be inside the workload folder")
     _check_replaceable(target)
-    try:
-        requirements = runtime_requirements(loaded.spec.extras)
-    except WheelError as error:
-        raise ContextError(f"{loaded.folder / 'workload.yaml'}: extras: {error}") from error
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        context = _write(
-            loaded,
-            staging,
-            requirements=requirements,
-            base_image=base_image,
-            offline=offline,
-            wheelhouse=Path(wheelhouse).expanduser() if wheelhouse else default_wheelhouse(),
-            download=download,
-            refresh=refresh,
-        )
-        _replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return BuildContext(
-        path=target,
-        workload=loaded,
-        tag=context.tag,
-        dependency_hash=context.dependency_hash,
+    plan = plan_context(
+        loaded,
         base_image=base_image,
+        platform=platform,
+        extras=extras,
         offline=offline,
-        wheels=context.wheels,
+        wheelhouse=wheelhouse,
+        download=download,
+        refresh=refresh,
     )
+    return plan.write(target)
 
 
 def _check_replaceable(target: Path) -> None:
@@ -259,109 +547,87 @@ def _replace(staging: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-@dataclass(frozen=True)
-class _Written:
-    tag: str
-    dependency_hash: str
-    wheels: tuple[str, ...]
-
-
-def _write(
-    workload: Workload,
-    root: Path,
-    *,
-    requirements: tuple[str, ...],
-    base_image: str,
-    offline: bool,
-    wheelhouse: Path,
-    download: bool,
-    refresh: bool,
-) -> _Written:
-    deps = root / _DEPS
-    deps.mkdir()
-    # Sorted and without repeats: reordering requirements or editing comments does not
-    # change the dependency hash; pip resolves the set the same way in any order.
-    wanted = sorted(set(workload.requirements) | set(requirements), key=lambda r: (r.lower(), r))
-    (deps / "requirements.txt").write_text(
-        _REQUIREMENTS_HEADER + "".join(f"{line}\n" for line in wanted)
+def _outside(link: Path, root: Path) -> ContextError | None:
+    """An error if the symlink ``link`` points out of ``root`` (after resolving every link)."""
+    target = Path(os.path.realpath(link))
+    if target == root or target.is_relative_to(root):
+        return None
+    return ContextError(
+        f"{link}: a symlink to {target} is not allowed; links must stay inside the workload "
+        f"folder {root} (copy the file in, or exclude the link in .workstackignore)"
     )
-    wheels: tuple[str, ...] = ()
-    if offline:
-        wheels = tuple(
-            fill_context_wheels(
-                deps / "requirements.txt",
-                root / _WHEELS,
-                wheelhouse=wheelhouse,
-                download=download,
-                refresh=refresh,
-            )
-        )
-    wheel = build_workstack_wheel(root / _RUNTIME)
-    _copy_workload(workload, root / _APP)
-    _normalise_modes(root)
-
-    install_options = "--no-index --find-links /tmp/workstack-deps/wheels " if offline else ""
-    deps_stage = _DEPS_STAGE.format(base_image=base_image, install_options=install_options)
-    deps_files = [entry for entry in tree_entries(root) if entry[0].startswith(f"{_DEPS}/")]
-    dependency_hash = hash_entries(deps_files, extra=[("Dockerfile:deps", deps_stage.encode())])
-
-    header = (
-        f"{_MARKER} {workstack.__version__} from workload {workload.spec.name!r}; "
-        "do not edit: `workstack image context` rewrites it.\n"
-    )
-    runtime_stage = _RUNTIME_STAGE.format(
-        name=workload.spec.name,
-        dependency_hash=dependency_hash,
-        wheel=wheel.name,
-        path=_VENV_PATH,
-    )
-    dockerfile = root / "Dockerfile"
-    dockerfile.write_text(f"{header}{deps_stage}\n{runtime_stage}")
-    dockerfile.chmod(0o644)
-    tag = hash_entries(tree_entries(root))
-    return _Written(tag=tag, dependency_hash=dependency_hash, wheels=wheels)
 
 
-def _copy_workload(workload: Workload, dest: Path) -> None:
-    """Copy the workload folder's files into ``dest``, leaving out what the rules exclude."""
+def _read_workload(workload: Workload) -> tuple[list[ContextFile], list[Exclusion]]:
+    """Read the files that go into the image (once), and note what stays out and why."""
     rules = IgnoreRules.for_workload(workload.folder)
     prune = not rules.has_includes
-    source = workload.folder
-    for folder, dirnames, filenames in os.walk(source):
+    root = workload.folder
+    files: list[ContextFile] = []
+    excluded: list[Exclusion] = []
+
+    def exclusion(relative: str) -> Exclusion | None:
+        rule = rules.deciding_rule(relative)
+        if rule is None or rule.include:
+            return None
+        return Exclusion(relative, rule.pattern, rule.origin)
+
+    for folder, dirnames, filenames in os.walk(root):
         here = Path(folder)
-        relative_dir = here.relative_to(source)
+        relative_dir = here.relative_to(root)
         kept_dirs = []
         for name in sorted(dirnames):
             relative = (relative_dir / name).as_posix()
+            left_out = exclusion(relative)
             if (here / name).is_symlink():
-                if not rules.excluded(relative):
-                    raise ContextError(
-                        f"{here / name}: symlinked folders are not copied into images; "
-                        "replace the link with the folder or exclude it in .dockerignore"
-                    )
-                continue
-            if prune and rules.excluded(relative):
+                if left_out is not None:
+                    excluded.append(Exclusion(f"{relative}/", left_out.rule, left_out.origin))
+                    continue
+                raise _outside(here / name, root) or ContextError(
+                    f"{here / name}: a symlinked folder is not allowed; replace the link with "
+                    "the folder, or exclude it in .workstackignore"
+                )
+            if prune and left_out is not None:
+                excluded.append(Exclusion(f"{relative}/", left_out.rule, left_out.origin))
                 continue
             kept_dirs.append(name)
         dirnames[:] = kept_dirs
         for name in sorted(filenames):
             relative = (relative_dir / name).as_posix()
-            if rules.excluded(relative):
-                continue
             path = here / name
-            if not path.is_file():  # a broken symlink, socket, fifo...
+            left_out = exclusion(relative)
+            if left_out is not None:
+                excluded.append(left_out)
                 continue
-            target = dest / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            # Symlinked files are copied as their content; modes are normalised later.
-            shutil.copyfile(path, target)
-            target.chmod(normalised_mode(path.stat().st_mode))
+            if path.is_symlink() and (error := _outside(path, root)) is not None:
+                raise error
+            if not path.is_file():  # a broken symlink (inside the folder), socket, fifo...
+                continue
+            # Symlinked files inside the folder are copied as their content.
+            files.append(
+                ContextFile(
+                    f"{_APP}/{relative}", normalised_mode(path.stat().st_mode), path.read_bytes()
+                )
+            )
+    _check_entrypoint_kept(workload, files, excluded)
+    return files, excluded
 
 
-def _normalise_modes(root: Path) -> None:
-    """Folders ``755``, files ``644`` or ``755``: the image sees what the hash covered."""
-    for folder, _, filenames in os.walk(root):
-        Path(folder).chmod(0o755)
-        for name in filenames:
-            path = Path(folder, name)
-            path.chmod(normalised_mode(path.stat().st_mode))
+def _check_entrypoint_kept(
+    workload: Workload, files: list[ContextFile], excluded: list[Exclusion]
+) -> None:
+    """The entrypoint's module must go into the image, or the image cannot start."""
+    module = workload.spec.module.replace(".", "/")
+    candidates = {f"{_APP}/{module}.py", f"{_APP}/{module}/__init__.py"}
+    have = {file.path for file in files}
+    if candidates & have or any(p.startswith(f"{_APP}/{module}/") for p in have):
+        return
+    wanted = (f"{module}.py", module)
+    because = [
+        e for e in excluded if any(w == e.path.rstrip("/") or w.startswith(e.path) for w in wanted)
+    ]
+    why = f" by {because[0].rule} ({because[0].origin})" if because else ""
+    raise ContextError(
+        f"entrypoint: module {workload.spec.module!r} is excluded from the image{why}; "
+        "re-include it with a ! rule in .workstackignore, or rename it"
+    )

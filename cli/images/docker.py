@@ -140,6 +140,9 @@ def build_image(
             docker.check(["tag", ref, extra])
         return BuildResult(ref=ref, built=False, seconds=0.0)
     args = ["build", "--build-arg", f"BASE_IMAGE={context.base_image}", "--tag", ref]
+    # The nodes' platform, not this machine's: an image for linux/amd64 nodes built on an
+    # arm64 laptop would fail there with "exec format error".
+    args += ["--platform", context.platform]
     for extra in extra_tags:
         args += ["--tag", extra]
     if context.network:

@@ -14,13 +14,20 @@ import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-__all__ = ["HASH_LENGTH", "hash_entries", "hash_tree", "normalised_mode", "tree_entries"]
+__all__ = [
+    "HASH_LENGTH",
+    "hash_entries",
+    "hash_parts",
+    "hash_tree",
+    "normalised_mode",
+    "tree_entries",
+]
 
 HASH_LENGTH = 20
 """Hex digits kept of the SHA-256: 80 bits, short enough for a tag, far from colliding."""
 
 # Bumped whenever what goes into a hash changes, so old and new hashes never coincide.
-_SCHEME = b"workstack-context-v1\0"
+_SCHEME = b"workstack-context-v2\0"
 _CHUNK = 1 << 20
 
 
@@ -50,30 +57,41 @@ def tree_entries(root: Path) -> list[tuple[str, Path]]:
     return entries
 
 
-def hash_entries(
-    files: Iterable[tuple[str, Path]], *, extra: Iterable[tuple[str, bytes]] = ()
+def hash_parts(
+    files: Iterable[tuple[str, int, bytes | Path]], *, extra: Iterable[tuple[str, bytes]] = ()
 ) -> str:
-    """Hash files and in-memory parts (``(name, bytes)``), each by name, mode and content.
+    """Hash files given as ``(relative path, mode, content)`` and named in-memory parts.
 
     Args:
-        files: ``(relative path, absolute path)`` pairs, as :func:`tree_entries` gives them.
+        files: The content is the bytes themselves or a file to read them from.
         extra: Named byte strings hashed after the files (e.g. one stage of a Dockerfile).
 
     Returns:
         The first :data:`HASH_LENGTH` hex digits of the SHA-256.
     """
     digest = hashlib.sha256(_SCHEME)
-    for relative, path in files:
-        mode = normalised_mode(path.stat().st_mode)
-        size = path.stat().st_size
-        digest.update(f"file\0{relative}\0{mode:o}\0{size}\0".encode())
-        with path.open("rb") as handle:
+    for relative, mode, content in files:
+        size = len(content) if isinstance(content, bytes) else content.stat().st_size
+        digest.update(f"file\0{relative}\0{normalised_mode(mode):o}\0{size}\0".encode())
+        if isinstance(content, bytes):
+            digest.update(content)
+            continue
+        with content.open("rb") as handle:
             while chunk := handle.read(_CHUNK):
                 digest.update(chunk)
-    for name, content in extra:
-        digest.update(f"part\0{name}\0{len(content)}\0".encode())
-        digest.update(content)
+    for name, part in extra:
+        digest.update(f"part\0{name}\0{len(part)}\0".encode())
+        digest.update(part)
     return digest.hexdigest()[:HASH_LENGTH]
+
+
+def hash_entries(
+    files: Iterable[tuple[str, Path]], *, extra: Iterable[tuple[str, bytes]] = ()
+) -> str:
+    """:func:`hash_parts` of files on disk, as :func:`tree_entries` lists them."""
+    return hash_parts(
+        ((relative, path.stat().st_mode, path) for relative, path in files), extra=extra
+    )
 
 
 def hash_tree(

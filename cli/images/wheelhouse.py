@@ -10,8 +10,9 @@ Two steps, each a plain ``pip wheel`` with this interpreter:
 1. Fill the *wheelhouse* (a folder on the host that persists between builds): resolve the
    requirements against the configured package index, saving every wheel (sdists are built
    into wheels here). Skipped with ``download=False`` for a wheelhouse prepared elsewhere.
-2. Resolve again with ``--no-index`` from the wheelhouse alone, into the context. That copies
-   exactly the set the image needs and proves the build can do the same without a network.
+2. Resolve again with ``--no-index`` from the wheelhouse alone. That names exactly the set
+   the image needs (the context gets copies of those files) and proves the build can do the
+   same without a network.
 
 A resolution is remembered in the wheelhouse (``.workstack-resolved/``), keyed by the
 requirements and the interpreter and platform, so regenerating an unchanged context copies
@@ -27,12 +28,12 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
-import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
-__all__ = ["WheelhouseError", "default_wheelhouse", "fill_context_wheels"]
+__all__ = ["WheelhouseError", "default_wheelhouse", "resolve_wheels"]
 
 _RESOLVED = ".workstack-resolved"
 
@@ -69,57 +70,68 @@ def _pip(args: list[str], *, hermetic: bool) -> None:
         )
 
 
-def fill_context_wheels(
-    requirements_file: Path,
-    dest: Path,
+def resolve_wheels(
+    requirements: bytes,
     *,
     wheelhouse: Path,
     download: bool = True,
     refresh: bool = False,
-) -> list[str]:
-    """Put every wheel ``requirements_file`` needs into ``dest``, via the wheelhouse.
+    resolve: bool = True,
+) -> list[str] | None:
+    """The wheel files in ``wheelhouse`` that an image with these requirements installs.
+
+    Nothing is written into a build context: the context gets copies of these files when it
+    is written (:meth:`workstack.images.ContextPlan.write`).
 
     Args:
-        requirements_file: The context's requirements (one PEP 508 requirement per line).
-        dest: Folder in the context the build installs from (created).
-        wheelhouse: Host folder that keeps wheels between builds (created).
+        requirements: The context's requirements (one PEP 508 requirement per line).
+        wheelhouse: Host folder that keeps wheels between builds (created when resolving).
         download: Fetch what is missing from the package index; False for air-gapped use
             of a wheelhouse prepared elsewhere.
         refresh: Resolve again even if this set of requirements was resolved before.
+        resolve: False to only look up a remembered resolution (rendering: no pip, no
+            writes); None is returned when there is none.
 
     Returns:
-        The wheel file names put into ``dest``, sorted.
+        The wheel file names, sorted; None when not resolved and ``resolve`` is False.
 
     Raises:
         WheelhouseError: A requirement cannot be satisfied from the index or the wheelhouse.
     """
-    wheelhouse.mkdir(parents=True, exist_ok=True)
-    dest.mkdir(parents=True, exist_ok=True)
-    key = _resolution_key(requirements_file.read_bytes())
+    key = _resolution_key(requirements)
     remembered = wheelhouse / _RESOLVED / key
     if remembered.is_file() and not refresh:
         names = remembered.read_text().split()
         if all((wheelhouse / name).is_file() for name in names):
-            for name in names:
-                shutil.copyfile(wheelhouse / name, dest / name)
             return sorted(names)
+    if not resolve:
+        return None
 
-    if download:
+    wheelhouse.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="workstack-resolve-") as scratch:
+        requirements_file = Path(scratch, "requirements.txt")
+        requirements_file.write_bytes(requirements)
+        if download:
+            _pip(
+                [
+                    *("--wheel-dir", str(wheelhouse), "--find-links", str(wheelhouse)),
+                    *("--requirement", str(requirements_file)),
+                ],
+                hermetic=False,
+            )
+        # Again from the wheelhouse alone: proves the build can install with no index.
+        resolved = Path(scratch, "resolved")
         _pip(
             [
-                *("--wheel-dir", str(wheelhouse), "--find-links", str(wheelhouse)),
+                *("--no-index", "--find-links", str(wheelhouse), "--wheel-dir", str(resolved)),
                 *("--requirement", str(requirements_file)),
             ],
-            hermetic=False,
+            hermetic=True,
         )
-    _pip(
-        [
-            *("--no-index", "--find-links", str(wheelhouse), "--wheel-dir", str(dest)),
-            *("--requirement", str(requirements_file)),
-        ],
-        hermetic=True,
-    )
-    names = sorted(path.name for path in dest.glob("*.whl"))
+        names = sorted(path.name for path in resolved.glob("*.whl"))
+    missing = [name for name in names if not (wheelhouse / name).is_file()]
+    if missing:
+        raise WheelhouseError(f"pip resolved wheels that are not in {wheelhouse}: {missing}")
     remembered.parent.mkdir(exist_ok=True)
     temporary = remembered.with_suffix(f".{os.getpid()}.tmp")
     temporary.write_text("".join(f"{name}\n" for name in names))

@@ -1,8 +1,11 @@
 """Image builds: cold, unchanged, and after a one-line code change; the size of each image.
 
-Every build is what ``workstack image build --offline`` does: generate the context (content
-hash, reproducible workstack wheel, wheels copied from the wheelhouse), then ``docker build``
-with BuildKit on the test engine (scripts/docker/start-dockerd), from the debootstrap base.
+Every build is what ``workstack image build --offline`` does: plan the context (the content
+hash, with workstack's wheel represented by the fingerprint of its sources), write it (the
+wheel built by the build backend once and then taken from its cache, wheels copied from the
+wheelhouse), then ``docker build`` with BuildKit on the test engine
+(scripts/docker/start-dockerd), from the debootstrap base. Computing a tag alone
+(``plan_context``, what rendering does) is timed too.
 
 - cold: every build step runs (``--no-cache``); the base image and the wheelhouse are already
   on the machine, as they are after the first build on it (the network is not measured);
@@ -24,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.integration.images.engine import ROOT, executed_steps, start_engine
-from workstack.images import BuildResult, Docker, build_image, generate_context
+from workstack.images import BuildResult, Docker, build_image, generate_context, plan_context
 
 TITLE = "Workload images: cold build, unchanged rebuild, one-line code change"
 REPEATS = 5
@@ -87,6 +90,15 @@ def run() -> str:
             )
             fill_seconds = time.monotonic() - fill_started
 
+            # Computing the tag writes nothing: what `workstack render` does per image.
+            planning = []
+            for _ in range(20):
+                started = time.monotonic()
+                plan_context(
+                    folder, base_image=engine.base_image, offline=True, wheelhouse=wheelhouse
+                )
+                planning.append(time.monotonic() - started)
+
             cold: list[float] = []
             unchanged: list[float] = []
             changed: list[float] = []
@@ -140,8 +152,11 @@ def run() -> str:
             f"- One-line code change: the code was the only step that ran, the dependency and "
             f"workstack layers came from the cache, in {only_code} of {REPEATS} runs; goal "
             f"(at most {GOAL:.0%} of a cold build): **{verdict}** ({change_ratio:.1%}).",
-            f"- Filling the wheelhouse with pip on the host (first context of the run): "
-            f"{fill_seconds:.1f} s; it depends on the network and is not compared.",
+            f"- Computing the tag without writing anything (`plan_context`, what rendering "
+            f"does per image): median {statistics.median(planning) * 1000:.0f} ms of 20.",
+            f"- Filling the wheelhouse with pip on the host and building workstack's wheel "
+            f"(first context of the run): {fill_seconds:.1f} s; it depends on the network and "
+            "is not compared.",
             "",
             "Image sizes (uncompressed, as the engine reports them):",
             "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import runpy
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,12 @@ from workstack.components import (
     WorkloadImage,
     WorkloadImageArgs,
 )
-from workstack.images import generate_context
+from workstack.images import generate_context, plan_context, rendering
 from workstack.offline import Deployment, ProgramError, RegisteredResource, Secret, run_function
+from workstack.project import load_project
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "workloads" / "word-count"
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURE = ROOT / "tests" / "fixtures" / "workloads" / "word-count"
 IMAGE = "docker-build:index:Image"
 
 
@@ -88,6 +91,8 @@ def test_gke_pushes_to_artifact_registry_with_the_deployers_token() -> None:
     assert image.inputs["context"] == {"location": ".workstack/images/word-count"}
     assert image.inputs["dockerfile"] == {"location": ".workstack/images/word-count/Dockerfile"}
     assert image.inputs["buildArgs"] == {"BASE_IMAGE": "python:3.11-slim-bookworm"}
+    # Built for the nodes (amd64 by default), not for whatever machine runs pulumi up.
+    assert image.inputs["platforms"] == ["linux/amd64"]
     outputs = deployment.outputs
     assert outputs["tag"] == tag
     assert outputs["image_name"] == ref
@@ -164,16 +169,66 @@ def test_offline_builds_run_with_network_none(
 ) -> None:
     # Fetching wheels is real pip, tested in tests/unit/test_wheelhouse.py and the Docker
     # integration tests; here only what the component hands to docker-build matters.
-    def fill(requirements: Path, dest: Path, **_: object) -> list[str]:
-        dest.mkdir(parents=True)
-        (dest / "stand-in-1.0-py3-none-any.whl").write_bytes(b"wheel")
+    wheelhouse = tmp_path / "wh"
+    wheelhouse.mkdir()
+    (wheelhouse / "stand-in-1.0-py3-none-any.whl").write_bytes(b"wheel")
+
+    def resolve(requirements: bytes, **_: object) -> list[str]:
         return ["stand-in-1.0-py3-none-any.whl"]
 
-    monkeypatch.setattr("workstack.images.context.fill_context_wheels", fill)
-    deployment = deploy("gke", offline=True, wheelhouse=str(tmp_path / "wh"))
+    monkeypatch.setattr("workstack.images.context.resolve_wheels", resolve)
+    built: list[Path | None] = []
+    monkeypatch.setattr(
+        "workstack.images.source.WorkstackSource.wheel",
+        lambda self, **options: built.append(options.get("wheelhouse")) or _any_wheel(tmp_path),
+    )
+    deployment = deploy("gke", offline=True, wheelhouse=str(wheelhouse))
     assert only(deployment, IMAGE).inputs["network"] == "none"
     dockerfile = Path(".workstack/images/word-count/Dockerfile").read_text()
     assert "--no-index --find-links /tmp/workstack-deps/wheels" in dockerfile
+    assert Path(".workstack/images/word-count/deps/wheels/stand-in-1.0-py3-none-any.whl").is_file()
+    # workstack's wheel is built with the build backend from the wheelhouse too, no index.
+    assert built == [wheelhouse]
+
+
+def _any_wheel(folder: Path) -> Path:
+    wheel = folder / "workstack-0.1.0-py3-none-any.whl"
+    wheel.write_bytes(b"stand-in")
+    return wheel
+
+
+def test_rendering_writes_nothing_and_gives_the_same_tag(tmp_path: Path) -> None:
+    """Before: `workstack render` wrote a build context per image under ./.workstack/."""
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+
+    def program() -> None:
+        with rendering():
+            cluster = GkeCluster(
+                "ml",
+                GkeClusterArgs(project="my-project", location="europe-west1", cluster_name="ml"),
+            )
+            image = WorkloadImage(
+                "words", WorkloadImageArgs(workload_dir=str(FIXTURE), registry=cluster.registry)
+            )
+            pulumi.export("tag", image.tag)
+
+    deployment = run_function(program)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    assert deployment.outputs["tag"] == plan_context(FIXTURE).tag == expected_tag()
+    image = only(deployment, IMAGE)
+    assert image.inputs["context"] == {"location": ".workstack/images/word-count"}
+
+
+def test_platform_and_stack_extras_reach_the_build_and_the_tag() -> None:
+    deployment = deploy("eks", platform="linux/arm64", extras=("s3",))
+    image = only(deployment, IMAGE)
+    assert image.inputs["platforms"] == ["linux/arm64"]
+    tag = plan_context(FIXTURE, platform="linux/arm64", extras=("s3",)).tag
+    assert deployment.outputs["tag"] == tag != expected_tag()
+    requirements = Path(".workstack/images/word-count/deps/requirements.txt").read_text()
+    assert "s3fs~=2026.9.0" in requirements
+    dockerfile = Path(".workstack/images/word-count/Dockerfile").read_text()
+    assert 'dev.workstack.platform="linux/arm64"' in dockerfile
 
 
 def test_same_workload_same_inputs_so_no_rebuild() -> None:
@@ -205,6 +260,11 @@ def test_children_are_named_after_the_component() -> None:
         ({"wheelhouse": "/tmp/wh"}, "wheelhouse", "set offline=True"),
         ({"repository": "team/app:1"}, "repository", "without registry or tag"),
         ({"context_dir": " "}, "context_dir", "expected a folder path"),
+        ({"platform": "linux/386"}, "platform", "one of linux/amd64, linux/arm64"),
+        ({"platform": "amd64"}, "platform", "one of linux/amd64, linux/arm64"),
+        ({"extras": ("s4",)}, "extras", "one of s3, gcs, queue, dask"),
+        ({"extras": ("deploy",)}, "extras", "one of s3, gcs, queue, dask"),
+        ({"extras": "s3"}, "extras", "expected a tuple of extras"),
     ],
 )
 def test_bad_arguments_fail_before_anything_is_registered(
@@ -267,3 +327,22 @@ def test_image_ref_of_a_workload_image_and_of_nonsense() -> None:
     assert run_function(program).outputs["ref"].startswith("workstack/word-count:")
     with pytest.raises(SpecError, match="image: 'Not An Image'"):
         ImageRef.of("Not An Image")
+
+
+@pytest.mark.parametrize("stack", ["minikube", "gke", "eks"])
+def test_rendering_a_whole_stack_writes_nothing(tmp_path: Path, stack: str) -> None:
+    """The stack program run the way the offline engine will run it once it enters
+    rendering(): every workload image is planned, none is written."""
+    project = load_project(ROOT)
+    settings = project.read_stack(stack)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+
+    def program() -> None:
+        with rendering():
+            runpy.run_path(str(project.main), run_name="__main__")
+
+    deployment = run_function(program, project=project.name, stack=stack, config=settings.values)
+    images = deployment.of_type(IMAGE)
+    assert images, "the stack builds workload images"
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    assert not (ROOT / "stacks" / ".workstack").exists()

@@ -87,7 +87,9 @@ def test_build_bad_input_exits_2_before_docker_runs(
     ("args", "message"),
     [
         (["--wheelhouse", "/tmp/wh"], "need --offline"),
-        (["--base-image", "NOT VALID"], "is not an image reference"),
+        (["--base-image", "NOT VALID"], "base_image: 'NOT VALID' is not allowed"),
+        (["--platform", "linux/386"], "platform: 'linux/386' is not allowed; one of linux/amd64"),
+        (["--extra", "deploy"], "extras: 'deploy' is not allowed"),
         (["--tag", "Bad Tag"], "is not an image reference"),
         (["--repository", "team/app:1.0"], "must not have a tag"),
     ],
@@ -109,6 +111,27 @@ def test_a_failing_build_exits_1_with_dockers_output(fake_docker: Path) -> None:
     calls = fake_docker.read_text().splitlines()
     assert calls[0].startswith("image inspect workstack/word-count:")
     assert calls[1].startswith("build --build-arg BASE_IMAGE=python:3.11-slim-bookworm --tag")
+    assert " --platform linux/amd64 " in calls[1]
+
+
+def test_build_targets_the_platform_asked_for(fake_docker: Path) -> None:
+    """Before: images were built for the machine running the build, whatever the nodes ran."""
+    result = runner.invoke(app, ["image", "build", str(FIXTURE), "--platform", "linux/arm64"])
+    assert result.exit_code == 1
+    build = fake_docker.read_text().splitlines()[1]
+    assert " --platform linux/arm64 " in build
+    amd = runner.invoke(app, ["image", "context", str(FIXTURE), "--list"]).stdout.splitlines()
+    arm = runner.invoke(
+        app, ["image", "context", str(FIXTURE), "--list", "--platform", "linux/arm64"]
+    ).stdout.splitlines()
+    assert amd[-1] != arm[-1]  # the platform is part of the tag
+    assert arm[-1] in build
+
+
+def test_context_needs_out_or_list(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["image", "context", str(FIXTURE)])
+    assert result.exit_code == 2
+    assert "--out is not given" in result.stderr
 
 
 def test_bad_input_is_reported_even_without_docker(

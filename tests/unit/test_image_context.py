@@ -14,11 +14,10 @@ from workstack.images import (
     DEFAULT_EXCLUDES,
     ContextError,
     IgnoreRules,
-    WheelError,
-    build_workstack_wheel,
+    find_source,
     generate_context,
-    hash_tree,
-    runtime_requirements,
+    host_platform,
+    plan_context,
 )
 from workstack.images.context import BuildContext
 from workstack.sdk.workload import WorkloadError
@@ -62,7 +61,7 @@ def test_layout_and_exclusions(workload: Path, tmp_path: Path) -> None:
         "workstack/workstack-0.1.0-py3-none-any.whl",
     ]
     # data/, caches, .git, .venv, *.pyc, the .dockerignore and what it names (notes/) are out.
-    assert context.tag == hash_tree(context.path)
+    assert context.tag == plan_context(workload).tag
     assert len(context.tag) == 20
     assert context.image_ref() == f"workstack/word-count:{context.tag}"
 
@@ -170,30 +169,113 @@ def test_extras_add_their_requirements(workload: Path, tmp_path: Path) -> None:
     yaml_path.write_text(yaml_path.read_text().replace("extras: []", "extras: [s3]"))
     context = generate(workload, tmp_path / "ctx")
     assert "s3fs~=2026.9.0" in (context.path / "deps" / "requirements.txt").read_text()
-    assert runtime_requirements(["s3"]) == (*runtime_requirements([]), "s3fs~=2026.9.0")
-    with pytest.raises(WheelError, match="does not provide the extra"):
-        runtime_requirements(["no-such-extra"])
-    with pytest.raises(WheelError, match="never goes into a workload image"):
-        runtime_requirements(["deploy"])
+    source = find_source()
+    assert source.runtime_requirements(["s3"]) == (
+        *source.runtime_requirements([]),
+        "s3fs~=2026.9.0",
+    )
 
 
-def test_workstack_wheel_is_reproducible(tmp_path: Path) -> None:
-    first = build_workstack_wheel(tmp_path / "a").read_bytes()
-    second = build_workstack_wheel(tmp_path / "b").read_bytes()
-    assert first == second
-    with zipfile.ZipFile(tmp_path / "a" / "workstack-0.1.0-py3-none-any.whl") as wheel:
-        names = wheel.namelist()
-        assert names == [*sorted(names[:-1]), "workstack-0.1.0.dist-info/RECORD"]
-        assert {info.date_time for info in wheel.infolist()} == {(1980, 1, 1, 0, 0, 0)}
-        assert {info.compress_type for info in wheel.infolist()} == {zipfile.ZIP_STORED}
+def test_stack_extras_join_the_workloads_and_change_both_hashes(workload: Path) -> None:
+    """A stack with bucket storage asks for s3 or gcs on top of the workload's extras."""
+    plain = plan_context(workload)
+    with_gcs = plan_context(workload, extras=("gcs",))
+    both = plan_context(workload, extras=["gcs", "s3", "gcs"])
+    requirements = {
+        plan.extras: next(f for f in plan.files if f.path == "deps/requirements.txt").content
+        for plan in (plain, with_gcs, both)
+    }
+    assert list(requirements) == [(), ("gcs",), ("gcs", "s3")]
+    assert b"gcsfs~=2026.10.1" in requirements[("gcs",)]
+    assert b"gcsfs" not in requirements[()]
+    assert b"s3fs~=2026.9.0" in requirements[("gcs", "s3")]
+    assert len({plain.tag, with_gcs.tag, both.tag}) == 3
+    assert len({plain.dependency_hash, with_gcs.dependency_hash, both.dependency_hash}) == 3
+
+
+@pytest.mark.parametrize("extra", ["no-such-extra", "deploy", "dev"])
+def test_extras_that_images_never_get_are_refused(workload: Path, extra: str) -> None:
+    with pytest.raises(ContextError, match=rf"extras: '{extra}' is not allowed; .*s3, gcs"):
+        plan_context(workload, extras=(extra,))
+
+
+def test_workstack_wheel_is_built_by_its_backend_from_the_source_tree(
+    workload: Path, tmp_path: Path
+) -> None:
+    first = generate(workload, tmp_path / "a")
+    second = generate(workload, tmp_path / "b")
+    wheel = first.path / "workstack" / "workstack-0.1.0-py3-none-any.whl"
+    # Cached by fingerprint: every context on this machine gets the same bytes.
+    assert wheel.read_bytes() == (second.path / "workstack" / wheel.name).read_bytes()
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
         assert "workstack/sdk/workload.py" in names
         assert "workstack/images/context.py" in names
+        assert "workstack/components/image.py" in names
+        assert "workstack/py.typed" in names
         assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
-        metadata = wheel.read("workstack-0.1.0.dist-info/METADATA").decode()
+        assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+        assert "Generator: setuptools" in archive.read("workstack-0.1.0.dist-info/WHEEL").decode()
+        metadata = archive.read("workstack-0.1.0.dist-info/METADATA").decode()
         assert "Name: workstack" in metadata
         assert "Quickstart" not in metadata  # the README is not packed
-        entry_points = wheel.read("workstack-0.1.0.dist-info/entry_points.txt").decode()
+        entry_points = archive.read("workstack-0.1.0.dist-info/entry_points.txt").decode()
         assert "workstack = workstack.main:main" in entry_points
+
+
+def test_planning_writes_nothing_and_reads_each_workload_file_once(
+    workload: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[Path] = []
+    original = Path.read_bytes
+
+    def counting(self: Path) -> bytes:
+        if self.is_relative_to(workload):
+            reads.append(self)
+        return original(self)
+
+    monkeypatch.setattr(Path, "read_bytes", counting)
+    monkeypatch.chdir(tmp_path)
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    plan = plan_context(workload)
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before
+    assert plan.tag == plan_context(workload).tag
+    reads.clear()
+    context = plan.write(tmp_path / "ctx")
+    assert reads == []  # written from the bytes that were hashed
+    assert context.tag == plan.tag
+    written = sorted(p.relative_to(context.path).as_posix() for p in context.path.rglob("*"))
+    assert [f.path for f in plan.files if f.path.startswith("app/")] == [
+        p for p in written if p.startswith("app/") and (context.path / p).is_file()
+    ]
+    for file in plan.files:
+        assert isinstance(file.content, bytes)
+        assert (context.path / file.path).read_bytes() == file.content
+    reads.clear()
+    plan_context(workload)
+    assert sorted(reads) == sorted(set(reads)), "a workload file was read twice"
+
+
+def test_platform_is_part_of_the_tag_and_named_in_the_image(workload: Path) -> None:
+    amd = plan_context(workload)
+    arm = plan_context(workload, platform="linux/arm64")
+    assert amd.platform == "linux/amd64"
+    assert arm.tag != amd.tag
+    assert arm.dependency_hash != amd.dependency_hash
+    dockerfile = next(f for f in arm.files if f.path == "Dockerfile").content
+    assert isinstance(dockerfile, bytes)
+    assert b'dev.workstack.platform="linux/arm64"' in dockerfile
+
+
+def test_a_platform_that_nodes_do_not_run_is_refused(workload: Path) -> None:
+    with pytest.raises(
+        ContextError,
+        match=r"platform: 'linux/386' is not allowed; one of linux/amd64, linux/arm64",
+    ):
+        plan_context(workload, platform="linux/386")
+    other = "linux/arm64" if host_platform() == "linux/amd64" else "linux/amd64"
+    with pytest.raises(ContextError, match="offline wheels are resolved for the machine"):
+        plan_context(workload, platform=other, offline=True)
 
 
 def test_ignore_rules_follow_dockerignore_semantics() -> None:
@@ -221,7 +303,7 @@ def test_a_workload_dockerignore_can_bring_data_back(workload: Path, tmp_path: P
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"base_image": "Not An Image"}, "is not an image reference"),
+        ({"base_image": "Not An Image"}, "base_image: 'Not An Image' is not allowed"),
         ({"wheelhouse": "/tmp/wh"}, "only in offline mode"),
     ],
 )

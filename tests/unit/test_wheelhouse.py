@@ -11,7 +11,7 @@ import pytest
 
 from workstack.images import WheelhouseError
 from workstack.images import wheelhouse as module
-from workstack.images.wheelhouse import fill_context_wheels
+from workstack.images.wheelhouse import resolve_wheels
 
 
 def make_wheel(folder: Path, name: str, version: str, requires: tuple[str, ...] = ()) -> str:
@@ -49,37 +49,39 @@ def wheelhouse(tmp_path: Path) -> Path:
     return house
 
 
-def test_copies_exactly_the_resolved_set_without_a_network(
-    wheelhouse: Path, tmp_path: Path
-) -> None:
-    requirements = tmp_path / "requirements.txt"
-    requirements.write_text("alpha\n")
-    names = fill_context_wheels(
-        requirements, tmp_path / "ctx", wheelhouse=wheelhouse, download=False
-    )
+def test_names_exactly_the_resolved_set_without_a_network(wheelhouse: Path, tmp_path: Path) -> None:
+    names = resolve_wheels(b"alpha\n", wheelhouse=wheelhouse, download=False)
     assert names == ["alpha-1.0-py3-none-any.whl", "beta-2.1-py3-none-any.whl"]
-    assert sorted(p.name for p in (tmp_path / "ctx").iterdir()) == names
     assert (wheelhouse / ".workstack-resolved").is_dir()
 
 
 def test_a_remembered_resolution_runs_no_pip(
     wheelhouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    requirements = tmp_path / "requirements.txt"
-    requirements.write_text("alpha\n")
-    first = fill_context_wheels(requirements, tmp_path / "a", wheelhouse=wheelhouse, download=False)
+    first = resolve_wheels(b"alpha\n", wheelhouse=wheelhouse, download=False)
 
     def no_pip(args: list[str], *, hermetic: bool) -> None:
         raise AssertionError(f"pip ran: {args}")
 
     monkeypatch.setattr(module, "_pip", no_pip)
-    again = fill_context_wheels(requirements, tmp_path / "b", wheelhouse=wheelhouse)
-    assert again == first
-    assert (tmp_path / "b" / first[0]).read_bytes() == (wheelhouse / first[0]).read_bytes()
+    assert resolve_wheels(b"alpha\n", wheelhouse=wheelhouse) == first
+
+
+def test_rendering_only_looks_up_a_remembered_resolution(
+    wheelhouse: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_pip(args: list[str], *, hermetic: bool) -> None:
+        raise AssertionError(f"pip ran: {args}")
+
+    monkeypatch.setattr(module, "_pip", no_pip)
+    entries = sorted(wheelhouse.rglob("*"))
+    assert resolve_wheels(b"alpha\n", wheelhouse=wheelhouse, resolve=False) is None
+    assert sorted(wheelhouse.rglob("*")) == entries  # nothing written
+    monkeypatch.undo()
+    names = resolve_wheels(b"alpha\n", wheelhouse=wheelhouse, download=False)
+    assert resolve_wheels(b"alpha\n", wheelhouse=wheelhouse, resolve=False) == names
 
 
 def test_a_missing_wheel_fails_with_pips_reason(wheelhouse: Path, tmp_path: Path) -> None:
-    requirements = tmp_path / "requirements.txt"
-    requirements.write_text("alpha\ngamma>=1\n")
     with pytest.raises(WheelhouseError, match="gamma"):
-        fill_context_wheels(requirements, tmp_path / "ctx", wheelhouse=wheelhouse, download=False)
+        resolve_wheels(b"alpha\ngamma>=1\n", wheelhouse=wheelhouse, download=False)

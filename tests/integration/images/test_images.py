@@ -104,6 +104,9 @@ def test_image_config(engine: Engine, build: Builder) -> None:
     assert "WORKSTACK_WORKLOAD=/app/workload.yaml" in config["Env"]
     assert config["Labels"]["dev.workstack.workload"] == "word-count"
     assert config["Labels"]["dev.workstack.dependency-hash"] == context.dependency_hash
+    # Built for the platform asked for (the nodes'), and says so.
+    assert config["Labels"]["dev.workstack.platform"] == context.platform == "linux/amd64"
+    assert (image["Os"], image["Architecture"]) == ("linux", "amd64")
     # The extras of workload.yaml and the core, never [deploy]: no Pulumi in the image.
     listing = engine.run(result.ref, "-m", "pip", "list", "--format=json", entrypoint="python")
     installed = {item["name"].lower() for item in json.loads(listing)}
@@ -113,6 +116,15 @@ def test_image_config(engine: Engine, build: Builder) -> None:
         result.ref, "-c", "import os; print(os.path.exists('/app/notes'))", entrypoint="python"
     )
     assert notes.strip() == "False"
+    # workstack in the image is the wheel its build backend made from this checkout.
+    wheel = engine.run(
+        result.ref,
+        "-c",
+        "import importlib.metadata as m; d = m.distribution('workstack'); "
+        "print(d.read_text('WHEEL').split('Generator: ')[1].split()[0], d.version)",
+        entrypoint="python",
+    )
+    assert wheel.split() == ["setuptools", "0.1.0"]
 
 
 def test_unchanged_workload_is_not_built_again(build: Builder, tmp_path: Path) -> None:
