@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import contextvars
 import hashlib
 import json
@@ -26,6 +27,7 @@ from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from workstack.images import rendering
 from workstack.project import PulumiProject, StackSettings
 
 __all__ = [
@@ -307,7 +309,12 @@ def _resolve(value: Any) -> Any:
 
 
 def _execute(
-    program: Callable[[], None], *, project: str, stack: str, settings: StackSettings
+    program: Callable[[], None],
+    *,
+    project: str,
+    stack: str,
+    settings: StackSettings,
+    write_contexts: bool = False,
 ) -> Deployment:
     deployment = Deployment()
     cloud = _OfflineCloud(deployment, settings.values)
@@ -316,7 +323,9 @@ def _execute(
     )
     pulumi.runtime.set_all_config(settings.values, settings.secret_keys)
     try:
-        _sync_await(run_pulumi_func(program))
+        # Rendering computes image tags but writes no build context (workstack.images).
+        with contextlib.nullcontext() if write_contexts else rendering():
+            _sync_await(run_pulumi_func(program))
     except Exception as error:
         raise ProgramError(error, deployment) from error
     root = pulumi.runtime.get_root_resource()
@@ -326,7 +335,12 @@ def _execute(
 
 
 def _isolated(
-    program: Callable[[], None], *, project: str, stack: str, settings: StackSettings
+    program: Callable[[], None],
+    *,
+    project: str,
+    stack: str,
+    settings: StackSettings,
+    write_contexts: bool = False,
 ) -> Deployment:
     """Run ``program`` on a thread of its own, with a fresh event loop and Pulumi context.
 
@@ -342,7 +356,12 @@ def _isolated(
         try:
             outcome.append(
                 contextvars.Context().run(
-                    _execute, program, project=project, stack=stack, settings=settings
+                    _execute,
+                    program,
+                    project=project,
+                    stack=stack,
+                    settings=settings,
+                    write_contexts=write_contexts,
                 )
             )
         except BaseException as error:  # handed to the calling thread
@@ -365,16 +384,21 @@ def run_function(
     project: str = "workstack",
     stack: str = "offline",
     config: Mapping[str, str] | None = None,
+    write_contexts: bool = False,
 ) -> Deployment:
     """Run ``program`` (code that creates resources) offline and return what it registered.
 
-    Each call runs in a fresh context, so calls are independent of each other.
+    Each call runs in a fresh context, so calls are independent of each other. Like a
+    render, it writes no image build context unless ``write_contexts`` (tests of
+    ``WorkloadImage`` that read the context).
 
     Raises:
         ProgramError: The program raised; pending registrations have settled.
     """
     settings = StackSettings(values=dict(config or {}))
-    return _isolated(program, project=project, stack=stack, settings=settings)
+    return _isolated(
+        program, project=project, stack=stack, settings=settings, write_contexts=write_contexts
+    )
 
 
 def run_program(

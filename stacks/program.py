@@ -38,6 +38,7 @@ from workstack.components import (
     WorkloadImage,
     WorkloadImageArgs,
 )
+from workstack.components.manifests.clusters import node_platform
 from workstack.sdk.env import NFS_MOUNT_PATH
 from workstack.sdk.workload import Workload
 
@@ -111,15 +112,39 @@ def data_root(platform: Platform) -> str:
 
 
 def image_for(config: StackConfig, platform: Platform, workload: Workload) -> WorkloadImage:
-    """The workload's image, pushed to the cluster's registry or loaded into minikube."""
+    """The workload's image, pushed to the cluster's registry or loaded into minikube.
+
+    It is built for the nodes' platform (not the deploying machine's), with the storage
+    extra the stack's bucket needs (s3fs or gcsfs), whatever the workload lists itself.
+    """
     return WorkloadImage(
         workload.spec.name,
         WorkloadImageArgs(
             workload_dir=str(workload.folder),
             registry=platform.cluster.registry,
             docker_host=config.stack_settings.docker_host,
+            platform=nodes_platform(config),
+            extras=storage_extras(config),
         ),
     )
+
+
+def nodes_platform(config: StackConfig) -> str:
+    """``linux/amd64`` or ``linux/arm64``: what the cluster's nodes run."""
+    cluster = config.cluster
+    if isinstance(cluster, MinikubeClusterArgs):
+        return cluster.platform
+    node_type = (
+        cluster.machine_type if isinstance(cluster, GkeClusterArgs) else cluster.instance_types[0]
+    )
+    return node_platform(node_type)
+
+
+def storage_extras(config: StackConfig) -> tuple[str, ...]:
+    """The runtime extra that reaches the stack's bucket: ``gcs`` on GKE, else ``s3``."""
+    if config.bucket is None:
+        return ()
+    return ("gcs",) if config.cloud == "gke" else ("s3",)
 
 
 def deploy_workloads(config: StackConfig, platform: Platform) -> dict[str, pulumi.Resource]:

@@ -36,6 +36,7 @@ __all__ = [
     "GkeClusterArgs",
     "ManagedClusterArgs",
     "MinikubeClusterArgs",
+    "node_platform",
 ]
 
 GKE_RELEASE_CHANNELS = ("RAPID", "REGULAR", "STABLE", "EXTENDED")
@@ -82,6 +83,22 @@ def _require_principals(field: str, value: object) -> tuple[str, ...]:
     return tuple(value)
 
 
+_AWS_ARM = re.compile(r"^[a-z]+[0-9]+[a-z]*g[a-z]*\.")  # Graviton: m6g, c7gn, t4g, r8g...
+_GCP_ARM = re.compile(r"^(t2a|c4a|n4a)-")  # Ampere Altra and Google Axion machine families
+
+
+def node_platform(node_type: str) -> str:
+    """The container platform of a node type: ``linux/arm64`` or ``linux/amd64``.
+
+    Sources: AWS's instance type naming (a ``g`` after the generation digit marks Graviton,
+    docs.aws.amazon.com/ec2/latest/instancetypes/instance-type-names.html) and Google's Arm
+    machine series (Tau T2A, C4A, N4A: cloud.google.com/compute/docs/instances/arm-on-compute).
+    """
+    return (
+        "linux/arm64" if _AWS_ARM.match(node_type) or _GCP_ARM.match(node_type) else "linux/amd64"
+    )
+
+
 class ClusterArgs(Settings):
     """What every cluster component has: the namespace workloads run in."""
 
@@ -104,6 +121,11 @@ class MinikubeClusterArgs(ClusterArgs):
     """minikube only. Memory the cluster's node has (`minikube start --memory`); what the
     stack runs must fit in it. minikube's default is a quarter of the host's memory, at
     least 3072 MB."""
+    platform: Annotated[str, OneOf("linux/amd64", "linux/arm64")] = setting(
+        "linux/amd64", "minikubePlatform"
+    )
+    """minikube only. The node's platform, which workload images are built for: linux/arm64
+    on Apple silicon and other Arm hosts."""
     delete_unreachable: Flag = setting(False)
     """Let ``pulumi destroy`` forget objects if the cluster is already gone (a deleted
     minikube); for preview stacks."""
@@ -207,4 +229,10 @@ class EksClusterArgs(ManagedClusterArgs):
             raise self.refuse("instance_types", self.instance_types, "expected one or more types")
         if self.subnet_ids and self.vpc_id is None:
             raise self.refuse("subnet_ids", list(self.subnet_ids), "needs {vpc_id} to be set")
+        if len({node_platform(t) for t in self.instance_types}) > 1:
+            raise self.refuse(
+                "instance_types",
+                list(self.instance_types),
+                "mixes Arm (Graviton) and x86 types; workload images are built for one",
+            )
         return self

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import runpy
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,14 @@ from workstack.components import (
     WorkloadImageArgs,
 )
 from workstack.images import generate_context, plan_context, rendering
-from workstack.offline import Deployment, ProgramError, RegisteredResource, Secret, run_function
+from workstack.offline import (
+    Deployment,
+    ProgramError,
+    RegisteredResource,
+    Secret,
+    run_function,
+    run_program,
+)
 from workstack.project import load_project
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,7 +63,7 @@ def deploy(cloud: str, **image_args: Any) -> Deployment:
         pulumi.export("tag", image.tag)
         pulumi.export("pull_policy", image.pull_policy)
 
-    return run_function(program)
+    return run_function(program, write_contexts=True)  # as `pulumi up` would
 
 
 def only(deployment: Deployment, type_token: str) -> RegisteredResource:
@@ -293,7 +299,7 @@ def test_a_context_that_cannot_be_generated_registers_nothing(tmp_path: Path) ->
         )
 
     with pytest.raises(ProgramError) as caught:
-        run_function(program)
+        run_function(program, write_contexts=True)
     assert "refusing to replace it" in str(caught.value.error)
     assert caught.value.deployment.resources == []
 
@@ -330,18 +336,15 @@ def test_image_ref_of_a_workload_image_and_of_nonsense() -> None:
 
 
 @pytest.mark.parametrize("stack", ["minikube", "gke", "eks"])
-def test_rendering_a_whole_stack_writes_nothing(tmp_path: Path, stack: str) -> None:
-    """The stack program run the way the offline engine will run it once it enters
-    rendering(): every workload image is planned, none is written."""
+def test_rendering_a_whole_stack_writes_nothing(
+    tmp_path: Path, stack: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`workstack render` runs the program through run_program: every workload image is
+    planned (tagged), none is written (here: nothing appears in the working folder)."""
+    monkeypatch.chdir(tmp_path)
     project = load_project(ROOT)
-    settings = project.read_stack(stack)
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
-
-    def program() -> None:
-        with rendering():
-            runpy.run_path(str(project.main), run_name="__main__")
-
-    deployment = run_function(program, project=project.name, stack=stack, config=settings.values)
+    deployment = run_program(project, stack)
     images = deployment.of_type(IMAGE)
     assert images, "the stack builds workload images"
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before

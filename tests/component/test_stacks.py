@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,8 @@ from workstack.project import PulumiProject
 from workstack.render import rendered_objects
 
 from .harness import deploy
+
+ROOT = Path(__file__).resolve().parents[2]
 
 STACKS = ["minikube", "gke", "eks"]
 
@@ -249,3 +252,42 @@ def test_gke_workload_identity_binding_waits_for_the_cluster(project: PulumiProj
     assert bindings
     for binding in bindings:
         assert _waits_for(deployment, binding, "gcp:container/cluster:Cluster"), binding.name
+
+
+@pytest.mark.parametrize(
+    ("stack", "changes", "platform", "extra"),
+    [
+        ("gke", {"storage": "both"}, "linux/amd64", "gcs"),
+        ("eks", {"storage": "bucket", "eksInstanceTypes": '["m7g.xlarge"]'}, "linux/arm64", "s3"),
+        ("minikube", {"minikubePlatform": "linux/arm64"}, "linux/arm64", None),
+    ],
+)
+def test_images_are_built_for_the_nodes_with_the_storage_extra(
+    project: PulumiProject,
+    stack: str,
+    changes: dict[str, str],
+    platform: str,
+    extra: str | None,
+) -> None:
+    """Issue 12: images were built for the deploying machine, and lacked s3fs/gcsfs."""
+    deployment = deploy(project, stack, **changes)
+    images = deployment.of_type("docker-build:index:Image")
+    assert images
+    for image in images:
+        assert image.inputs["platforms"] == [platform], image.name
+    components = [r for r in deployment.resources if r.type == "workstack:image:WorkloadImage"]
+    assert components
+    from workstack.images import plan_context
+    from workstack.sdk.workload import load_workload
+
+    plain = plan_context(load_workload(ROOT / "workloads" / "csv-clean"), platform=platform)
+    with_extra = plan_context(
+        load_workload(ROOT / "workloads" / "csv-clean"),
+        platform=platform,
+        extras=(extra,) if extra else (),
+    )
+    [csv] = [i for i in images if i.name == "csv-clean-image"]
+    tag = str(csv.inputs["tags"][0])
+    assert with_extra.tag in tag
+    if extra:
+        assert plain.tag not in tag, "the storage extra is in the image, so in its tag"

@@ -27,6 +27,7 @@ PINNED_DEFAULTS = {
     "kubeContext": "minikube",
     "minikubeCpus": 2,
     "minikubeMemory": "3Gi",
+    "minikubePlatform": "linux/amd64",
     "clusterName": "",
     "nodeMin": 1,
     "nodeMax": 3,
