@@ -43,6 +43,7 @@ DEFAULT_TTL = "24h"
 MAX_TTL = timedelta(days=30)
 _META = "preview"  # config namespace of the preview's own records: preview:branch, ...
 _SLUG_LIMIT = 22  # keeps workstack-preview-<slug> within GKE's 40-character cluster names
+_GLOBAL_NAMES = ("clusterName", "bucketName")
 _TTL = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
 
 Output = Callable[[str], None]
@@ -53,10 +54,12 @@ class EnvError(ValueError):
 
 
 def preview_stack_name(branch: str) -> str:
-    """The stack name for ``branch``: ``preview-<slug>``, stable and at most 30 characters.
+    """The stack name for ``branch``: ``preview-<slug>-<hash>``, stable, at most 30 characters.
 
     The slug is the branch lowercased with anything but letters and digits turned into
-    dashes; long branches are cut and get a short hash, so two branches never share a stack.
+    dashes, cut to fit; the hash is of the exact branch name, so ``feat/login``,
+    ``feat-login`` and ``Feat_Login`` get three stacks and ``env down`` of one never
+    destroys another.
 
     Raises:
         EnvError: The branch is empty or has no letter or digit.
@@ -68,10 +71,8 @@ def preview_stack_name(branch: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", branch.strip().lower()).strip("-")
     if not slug:
         raise EnvError(f"branch name {branch!r} has no letter or digit to name a stack after")
-    if len(slug) > _SLUG_LIMIT:
-        digest = hashlib.sha1(branch.encode()).hexdigest()[:6]
-        slug = f"{slug[: _SLUG_LIMIT - 7].rstrip('-')}-{digest}"
-    return PREVIEW_PREFIX + slug
+    digest = hashlib.sha256(branch.encode()).hexdigest()[:6]
+    return f"{PREVIEW_PREFIX}{slug[: _SLUG_LIMIT - 7].rstrip('-')}-{digest}"
 
 
 def parse_ttl(text: str) -> timedelta:
@@ -151,7 +152,20 @@ def preview_config(
             f"template stack {template!r} has secret values ({', '.join(settings.secret_keys)}); "
             "they cannot be copied: set them on the preview with `pulumi config set --secret`"
         )
-    return settings.values | {
+    values = dict(settings.values)
+    shared_cluster = values.get(f"{project.name}:cloud", "minikube") == "minikube"
+    for key in _GLOBAL_NAMES:
+        # Names global to the cloud account (a cluster, a bucket it makes) are left to
+        # their defaults, which derive from the preview's own stack name or are generated.
+        # On minikube the bucket exists already: a preview's paths are under its namespace.
+        if not (shared_cluster and key == "bucketName"):
+            values.pop(f"{project.name}:{key}", None)
+    if shared_cluster:
+        # A minikube preview shares its cluster with the template: it gets a namespace of
+        # its own and leaves the cluster-wide operators and CRDs to the template's stack.
+        values[f"{project.name}:namespace"] = preview_stack_name(branch)
+        values[f"{project.name}:installOperators"] = "false"
+    return values | {
         f"{project.name}:ephemeral": "true",
         f"{_META}:branch": branch,
         f"{_META}:owner": owner,

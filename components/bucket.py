@@ -93,7 +93,9 @@ class BucketStorage(pulumi.ComponentResource):
             assert settings.access_key_id is not None
             assert settings.secret_access_key is not None
             self.bucket_name = pulumi.Output.from_input(settings.name)
-            self.url = pulumi.Output.from_input(f"s3://{settings.name}")
+            # The bucket exists already and may serve several stacks (a preview and the
+            # stack it copies): each keeps its data under its own namespace.
+            self.url = pulumi.Output.from_input(f"s3://{settings.name}/{cluster.namespace_name}")
             secret = f"{name}-s3-endpoint"
             create_object(
                 f"{name}-credentials",

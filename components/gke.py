@@ -7,7 +7,7 @@ import pulumi_gcp as gcp
 
 from workstack.components.cluster import KubernetesCluster, Registry
 from workstack.components.manifests import build_gke_kubeconfig
-from workstack.components.manifests.clusters import GkeClusterArgs
+from workstack.components.manifests.clusters import GkeClusterArgs, google_account_id
 
 __all__ = ["GkeCluster", "GkeClusterArgs"]
 
@@ -44,6 +44,9 @@ class GkeCluster(KubernetesCluster):
     cluster_name: pulumi.Output[str]
     """Name of the GKE cluster."""
 
+    configured_name: str
+    """The cluster's name as configured, for names derived from it before it exists."""
+
     def __init__(
         self, name: str, args: GkeClusterArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
@@ -52,12 +55,13 @@ class GkeCluster(KubernetesCluster):
         self.cloud = "gke"
         self.project = args.project
         self.region = args.region
+        self.configured_name = args.cluster_name
         pool = f"{args.project}.svc.id.goog"
 
         nodes_account = gcp.serviceaccount.Account(
             f"{name}-nodes",
             project=args.project,
-            account_id=f"{args.cluster_name[:24]}-nodes",
+            account_id=google_account_id(f"{args.cluster_name}-nodes", args.project),
             display_name=f"GKE nodes of {args.cluster_name}",
             opts=child,
         )

@@ -14,6 +14,7 @@ from workstack.components.cluster import KubernetesCluster
 from workstack.components.eks import EksCluster
 from workstack.components.gke import GkeCluster
 from workstack.components.manifests import require_choice, require_dns1123_label
+from workstack.components.manifests.clusters import google_account_id
 from workstack.components.manifests.rbac import (
     PERMISSION_SETS,
     build_role,
@@ -144,8 +145,10 @@ class WorkloadIdentity(pulumi.ComponentResource):
         account = gcp.serviceaccount.Account(
             f"{name}-gsa",
             project=cluster.project,
-            # Google service account ids are 6-30 characters.
-            account_id=f"ws-{args.service_account}"[:30].rstrip("-"),
+            # Unique per cluster and namespace: ids are global to the project.
+            account_id=google_account_id(
+                args.service_account, cluster.project, cluster.configured_name, args.namespace_name
+            ),
             display_name=f"workstack workload {args.namespace_name}/{args.service_account}",
             opts=opts,
         )

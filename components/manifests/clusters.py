@@ -7,6 +7,7 @@ args.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -36,6 +37,7 @@ __all__ = [
     "GkeClusterArgs",
     "ManagedClusterArgs",
     "MinikubeClusterArgs",
+    "google_account_id",
     "node_platform",
 ]
 
@@ -97,6 +99,30 @@ def node_platform(node_type: str) -> str:
     return (
         "linux/arm64" if _AWS_ARM.match(node_type) or _GCP_ARM.match(node_type) else "linux/amd64"
     )
+
+
+_GOOGLE_ACCOUNT_ID = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+
+def google_account_id(readable: str, *unique: str) -> str:
+    """A Google service account id: 6-30 of a-z, 0-9 and '-', starting with a letter.
+
+    Ids are global to a project, so one made per stack must differ between stacks and
+    previews: the readable part is followed by a hash of everything that makes it unique
+    (the cluster, namespace and Kubernetes service account), never cut into a collision.
+    Rule from terraform-provider-google ``resource_google_service_account.go``
+    (``ValidateRFC1035Name(6, 30)``).
+
+    Raises:
+        SpecError: ``readable`` has nothing usable (no letter to start the id with).
+    """
+    digest = hashlib.sha256("/".join((readable, *unique)).encode()).hexdigest()[:8]
+    slug = re.sub(r"[^a-z0-9-]+", "-", readable.lower()).strip("-")
+    slug = re.sub(r"^[^a-z]+", "", slug)[: 30 - len(digest) - 1].rstrip("-")
+    account_id = f"{slug}-{digest}" if slug else f"ws-{digest}"
+    if not _GOOGLE_ACCOUNT_ID.match(account_id) or not 6 <= len(account_id) <= 30:
+        raise SpecError("account_id", account_id, "expected 6-30 of a-z, 0-9, '-'")
+    return account_id
 
 
 class ClusterArgs(Settings):

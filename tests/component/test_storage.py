@@ -243,7 +243,7 @@ def test_gcs_bucket_uses_uniform_access_and_workload_identity(project: PulumiPro
     assert member.inputs["role"] == "roles/storage.objectUser"
     assert (
         member.inputs["member"]
-        == "serviceAccount:ws-workload@workstack-demo.iam.gserviceaccount.com"
+        == "serviceAccount:workload-9b42520c@workstack-demo.iam.gserviceaccount.com"
     )
     [binding] = deployment.of_type("gcp:serviceaccount/iAMMember:IAMMember")
     assert binding.inputs["role"] == "roles/iam.workloadIdentityUser"
@@ -252,7 +252,7 @@ def test_gcs_bucket_uses_uniform_access_and_workload_identity(project: PulumiPro
     )
     [account] = _objects(deployment, "ServiceAccount")
     assert account["metadata"]["annotations"] == {
-        "iam.gke.io/gcp-service-account": "ws-workload@workstack-demo.iam.gserviceaccount.com"
+        "iam.gke.io/gcp-service-account": "workload-9b42520c@workstack-demo.iam.gserviceaccount.com"
     }
 
 
@@ -281,7 +281,7 @@ def test_minikube_bucket_credentials_live_only_in_a_secret(project: PulumiProjec
         "AWS_ENDPOINT_URL_S3": "[secret]",
         "AWS_SECRET_ACCESS_KEY": "[secret]",
     }
-    assert deployment.outputs["bucketUrl"] == "s3://workstack-data"
+    assert deployment.outputs["bucketUrl"] == "s3://workstack-data/workstack"
 
 
 def test_ephemeral_storage_is_destroyed_with_the_stack(project: PulumiProject) -> None:

@@ -51,10 +51,10 @@ class MemoryBackend:
 @pytest.mark.parametrize(
     ("branch", "stack"),
     [
-        ("main", "preview-main"),
-        ("Feature/Login_Page", "preview-feature-login-page"),
-        ("dependabot/pip/pulumi-3.272.0", "preview-dependabot-pip-df28b7"),
-        ("  fix--bug  ", "preview-fix-bug"),
+        ("main", "preview-main-0d6e40"),
+        ("Feature/Login_Page", "preview-feature-login-p-12ff04"),
+        ("dependabot/pip/pulumi-3.272.0", "preview-dependabot-pip-b08357"),
+        ("  fix--bug  ", "preview-fix-bug-1fa897"),
     ],
 )
 def test_stack_names_are_sanitised_and_bounded(branch: str, stack: str) -> None:
@@ -62,6 +62,36 @@ def test_stack_names_are_sanitised_and_bounded(branch: str, stack: str) -> None:
     assert name == stack
     assert len(name) <= 30
     assert name == preview_stack_name(branch), "stable"
+
+
+def test_branches_that_slug_alike_get_their_own_stacks() -> None:
+    """Issue 14 item 6: env down of one of these destroyed the others' preview."""
+    names = {preview_stack_name(b) for b in ("feat/login", "feat-login", "Feat_Login")}
+    assert len(names) == 3
+
+
+def test_a_minikube_preview_shares_no_cluster_wide_name_with_its_template(
+    project: PulumiProject,
+) -> None:
+    """Issue 12 item 9: a preview of minikube reused the namespace, the volume and the
+    operators of the stack it was copied from."""
+    config = preview_config(
+        project, "minikube", branch="feat/x", owner="o", now=NOW, ttl=timedelta(hours=1)
+    )
+    assert config["workstack:namespace"] == preview_stack_name("feat/x")
+    assert config["workstack:installOperators"] == "false"
+
+
+def test_a_cloud_preview_leaves_global_names_to_its_own_stack(
+    project: PulumiProject,
+) -> None:
+    template = project.read_stack("gke").values
+    assert "workstack:clusterName" in template, "declared with a default, so copied"
+    config = preview_config(
+        project, "gke", branch="feat/x", owner="o", now=NOW, ttl=timedelta(hours=1)
+    )
+    assert "workstack:clusterName" not in config, "workstack-<preview stack> by default"
+    assert "workstack:bucketName" not in config
 
 
 def test_long_branches_never_collide() -> None:
@@ -134,11 +164,12 @@ def test_up_list_down(project: PulumiProject) -> None:
         now=NOW,
         output=print,
     )
-    assert preview.stack == "preview-feature-x"
-    assert backend.log == ["prepare preview-feature-x", "up preview-feature-x"]
+    stack = preview_stack_name("feature/x")
+    assert preview.stack == stack
+    assert backend.log == [f"prepare {stack}", f"up {stack}"]
     [listed] = list_previews(backend)
     assert listed == preview
-    assert destroy_preview(backend, branch="feature/x", output=print) == "preview-feature-x"
+    assert destroy_preview(backend, branch="feature/x", output=print) == stack
     assert list_previews(backend) == []
     with pytest.raises(EnvError, match="there is no preview for branch 'feature/x'"):
         destroy_preview(backend, branch="feature/x", output=print)
@@ -190,8 +221,10 @@ def test_gc_removes_only_expired_previews(project: PulumiProject) -> None:
     backend.stacks_config["preview-unrelated"] = {"workstack:cloud": "minikube"}  # no records
     backend.stacks_config["minikube"] = {}
     removed = collect_garbage(backend, now=NOW + timedelta(hours=2), output=print)
-    assert sorted(p.stack for p in removed) == ["preview-old", "preview-older"]
-    assert backend.stacks() == ["minikube", "preview-fresh", "preview-unrelated"]
+    assert sorted(p.branch for p in removed) == ["old", "older"]
+    assert backend.stacks() == sorted(
+        ["minikube", preview_stack_name("fresh"), "preview-unrelated"]
+    )
 
 
 def test_the_command_checks_input_before_needing_pulumi() -> None:
