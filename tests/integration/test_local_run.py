@@ -97,9 +97,12 @@ def test_pipeline_runs_what_is_out_of_date(tmp_path: Path) -> None:
     [
         (
             ["workloads/dask-bench", "--local", "--input", "x"],
-            "--input is for job-per-file workloads",
+            "--input is for job-per-file and command workloads",
         ),
-        (["workloads/csv-clean", "--local", "--force"], "--force is for pipeline workloads"),
+        (
+            ["workloads/csv-clean", "--local", "--force"],
+            "--force is for pipeline and command workloads",
+        ),
         (["workloads/csv-clean"], "only `workstack run WORKLOAD_DIR --local` runs here"),
         (
             ["workloads/nothing-here", "--local"],
