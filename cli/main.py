@@ -358,14 +358,25 @@ def export_argo(
     ] = "shared-data",
     kind: Annotated[str, typer.Option(help="Workflow or WorkflowTemplate.")] = "Workflow",
 ) -> None:
-    """Write the pipeline as an Argo Workflow that `argo submit` accepts."""
+    """Write the pipeline as an Argo Workflow that `argo submit` accepts.
+
+    The workload's entrypoint is a pipeline builder (module:builder) or a Ploomber
+    pipeline.yaml. Needs the deploy tools (hera's Argo models): pip install
+    'workstack[deploy]'.
+    """
     import sys
 
     import yaml
 
-    from workstack.components.manifests import SpecError
-    from workstack.components.manifests.argo import ArgoExportSpec, build_argo_workflow
-    from workstack.components.manifests.storage import nfs_pod_storage
+    try:
+        from workstack.components.manifests import SpecError
+        from workstack.components.manifests.argo import ArgoExportSpec, build_argo_workflow
+        from workstack.components.manifests.storage import nfs_pod_storage
+    except ModuleNotFoundError as error:
+        fail(
+            f"export argo builds the Workflow from hera's Argo models with the deploy tools, and "
+            f"{error.name} is not installed: pip install 'workstack[deploy]'"
+        )
     from workstack.images import is_image_reference
     from workstack.sdk.callables import CallableError
     from workstack.sdk.pipeline import PipelineError, load_pipeline
@@ -383,7 +394,7 @@ def export_argo(
         storage = (nfs_pod_storage(nfs_claim),) if data_url.startswith("/data") else ()
         document = build_argo_workflow(
             ArgoExportSpec(
-                pipeline=load_pipeline(workload.spec.entrypoint),
+                pipeline=load_pipeline(workload.spec.entrypoint, folder=workload.folder),
                 entrypoint=workload.spec.entrypoint,
                 image=image,
                 namespace=namespace,
