@@ -155,14 +155,21 @@ def dask_run(
     ] = None,
     output: Annotated[str | None, typer.Option(help="Override output.path.")] = None,
 ) -> None:
-    """Run the config's function on a Dask cluster and write the DataFrame it returns."""
+    """Run the config's function on a Dask cluster and write the DataFrame it returns.
+
+    The config, the function, its arguments and the output location are checked before any
+    cluster starts (exit 2). Exits 1 if writing the result failed: the DataFrame is then kept
+    in a local file (under $WORKSTACK_NFS_PATH/workstack-rescued/ in a pod with NFS, else the
+    current folder, else /tmp) and the message says where. This is what a stack's client Job
+    runs, with --address set to the stack's scheduler.
+    """
     import dataclasses
     from pathlib import Path
 
     import yaml
 
     from workstack.sdk.callables import CallableError
-    from workstack.sdk.dask import DaskConfigError, parse_config, run_function
+    from workstack.sdk.dask import DaskConfigError, OutputError, parse_config, run_function
     from workstack.sdk.storage import StorageError
 
     _logging()
@@ -182,6 +189,9 @@ def dask_run(
         )
     except (DaskConfigError, CallableError, StorageError) as error:
         fail(str(error))
+    except OutputError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
     where = output or parsed.output
     typer.echo(f"{len(frame)} rows" + (f" written to {where}" if where else ""))
 

@@ -197,7 +197,7 @@ def _run_queue(workload: Workload, run: LocalRun) -> LocalResult:
 def _run_dask(workload: Workload, run: LocalRun) -> LocalResult:
     import dataclasses
 
-    from workstack.sdk.dask import DaskConfigError, parse_config, run_function
+    from workstack.sdk.dask import DaskConfigError, OutputError, parse_config, run_function
 
     raw: dict[str, Any] = {
         "run": {"function": workload.spec.entrypoint},
@@ -213,7 +213,10 @@ def _run_dask(workload: Workload, run: LocalRun) -> LocalResult:
         )
     name = PurePosixPath(parsed.output).name if parsed.output else f"{workload.spec.name}.csv"
     target = run.out / name
-    frame = run_function(dataclasses.replace(parsed, output=str(target)))
+    try:
+        frame = run_function(dataclasses.replace(parsed, output=str(target)))
+    except OutputError as error:
+        return LocalResult(1, str(error), error.kept)
     return LocalResult(0, f"{len(frame)} rows from {parsed.function}", str(target))
 
 
