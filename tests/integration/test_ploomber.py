@@ -277,3 +277,19 @@ def test_the_export_is_an_argo_workflow_of_the_projects_tasks(
         "/data/ml-ploomber",
     ]  # fmt: skip
     assert fit["container"]["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_export_without_the_deploy_tools_says_what_to_install(tmp_path: Path) -> None:
+    """A core install (what images and most users have) of this checkout, in its own venv."""
+    venv = tmp_path / "core"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    installed = run(venv / "bin" / "pip", "install", "--quiet", ROOT, cwd=tmp_path)
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    done = run(
+        venv / "bin" / "workstack", "export", "argo", EXAMPLE, "--image", "registry.example/ml:1",
+        "--out", tmp_path / "argo.yaml", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "pulumi is not installed: pip install 'workstack[deploy]'" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "argo.yaml").exists()
