@@ -127,6 +127,7 @@ class RenderCheck:
     objects: int
     kinds: dict[str, int]
     errors: list[str]
+    unchecked: list[str]
 
 
 def render_check(project: PulumiProject, stack: str) -> RenderCheck:
@@ -140,4 +141,6 @@ def render_check(project: PulumiProject, stack: str) -> RenderCheck:
     kinds: dict[str, int] = {}
     for obj in objects:
         kinds[obj["kind"]] = kinds.get(obj["kind"], 0) + 1
-    return RenderCheck(stack, len(objects), dict(sorted(kinds.items())), list(check.errors))
+    return RenderCheck(
+        stack, len(objects), dict(sorted(kinds.items())), list(check.errors), check.unchecked
+    )

@@ -58,6 +58,15 @@ def render(
     validate: Annotated[
         bool, typer.Option(help="Check every object against the Kubernetes schemas and CRDs.")
     ] = False,
+    crds: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--crds",
+            help="A folder of CustomResourceDefinition YAML files to check custom resources "
+            "against (repeatable), e.g. the CRDs of the charts the stack installs.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Print every Kubernetes object a stack would create, offline.
 
@@ -65,8 +74,16 @@ def render(
     cluster is needed. Objects are printed as multi-document YAML, followed (as YAML
     comments) by the cloud resources, Helm charts and stack outputs. Secrets show as
     [secret].
+
+    With --validate, built-in kinds are checked against the Kubernetes schemas, custom
+    resources against the CRDs found (--crds, ../shared/crds beside the project, the
+    dask-kubernetes package), Argo objects without a CRD against hera's Argo models; what is
+    left is listed as not checked, with how to check it.
     """
     _require_deploy_extra()
+    for folder in crds or []:
+        if not folder.is_dir():
+            fail(f"--crds {folder}: no such folder; expected a folder of CRD YAML files")
     import pulumi
 
     from workstack.offline import ProgramError, run_program
@@ -97,12 +114,26 @@ def render(
     if validate:
         from workstack.schemas import CrdCatalog, default_crd_dirs, validate_objects
 
-        check = validate_objects(objects, CrdCatalog(default_crd_dirs(project.root)))
+        catalog = CrdCatalog([*default_crd_dirs(project.root), *(crds or [])])
+        check = validate_objects(objects, catalog)
         for message in check.errors:
             typer.echo(f"# INVALID {message}", err=True)
+        for label in check.by_models:
+            typer.echo(f"# checked against hera's Argo models (no CRD found): {label}", err=True)
         for label in check.unchecked:
-            typer.echo(f"# unchecked (no CRD found): {label}", err=True)
-        typer.echo(f"# schema check: {check.checked} objects, {len(check.errors)} errors", err=True)
+            typer.echo(f"# NOT CHECKED (no CRD found): {label}", err=True)
+        typer.echo(
+            f"# schema check: {check.checked} objects, {len(check.errors)} errors, "
+            f"{len(check.unchecked)} not checked",
+            err=True,
+        )
+        if check.unchecked:
+            typer.echo(
+                "# to check those: --crds DIR with the CRDs of the charts that define them, or "
+                f"on your cluster: workstack render --stack {stack} --out DIR && kubectl apply "
+                "--dry-run=server -R -f DIR",
+                err=True,
+            )
         if check.errors:
             raise typer.Exit(1)
 
@@ -166,8 +197,16 @@ def demo(
         console.print(f"{check.objects} Kubernetes objects: {kinds}")
         for message in check.errors:
             console.print(f"[red]INVALID[/] {message}")
-        console.print(f"schema check: {len(check.errors)} errors")
+        console.print(
+            f"schema check: {len(check.errors)} errors, {len(check.unchecked)} objects not "
+            "checked" + (f" (no CRD here: {', '.join(check.unchecked)})" if check.unchecked else "")
+        )
         console.print(f"see them all: workstack render --stack {stack} --validate")
+        if check.unchecked:
+            console.print(
+                "check those with --crds DIR (the charts' CRDs) or `kubectl apply "
+                "--dry-run=server` on your cluster"
+            )
         ok = ok and not check.errors
     if not ok:
         raise typer.Exit(1)
