@@ -153,16 +153,25 @@ def demo(
     ] = None,
     stack: Annotated[str, typer.Option(help="Stack rendered offline at the end.")] = "minikube",
     project_dir: ProjectOption = Path(),
+    everything: Annotated[
+        bool,
+        typer.Option(
+            "--all", help="Run your own workloads under workloads/ too, not only the examples."
+        ),
+    ] = False,
 ) -> None:
-    """Run every example workload locally, then render a stack offline: no cloud, no cluster.
+    """Run the example workloads locally, then render a stack offline: no cloud, no cluster.
 
-    Each folder under workloads/ runs with `workstack run --local` (the entrypoints its pods
-    use); then the stack's program runs under Pulumi's mocks and every object it would create
-    is checked against the Kubernetes schemas and CRDs. Exits 1 if anything failed.
+    Each example under workloads/ runs with `workstack run --local` (the entrypoints its pods
+    use); other folders there (your own workloads) are listed and left alone unless --all.
+    Then the stack's program runs under Pulumi's mocks and every object it would create is
+    checked against the Kubernetes schemas and CRDs. Exits 1 if anything that ran failed;
+    each failure says why.
     """
     import logging
 
     from rich.console import Console
+    from rich.markup import escape
 
     from workstack.demo import DemoStep, local_broker, render_check, run_examples
     from workstack.project import find_project
@@ -175,8 +184,14 @@ def demo(
         fail(str(error))
 
     def report(step: DemoStep) -> None:
+        if step.skipped:
+            console.print(f"[yellow]skipped[/] {step.name}: {escape(step.summary)}", soft_wrap=True)
+            return
         mark = "[green]ok[/]" if step.ok else "[red]FAILED[/]"
-        console.print(f"{mark} {step.name} ({step.pattern}, {step.seconds:.1f} s): {step.summary}")
+        console.print(
+            f"{mark} {step.name} ({step.pattern}, {step.seconds:.1f} s): {escape(step.summary)}",
+            soft_wrap=True,
+        )
         if step.output:
             console.print(f"   output: {step.output}", soft_wrap=True)
 
@@ -187,6 +202,7 @@ def demo(
         workers=workers,
         broker_url=lambda: local_broker(broker, console.print),
         on_step=report,
+        everything=everything,
     )
 
     ok = all(step.ok for step in steps)

@@ -129,7 +129,9 @@ def _refuse_foreign_options(pattern: str, run: LocalRun) -> None:
 def _importable(folder: Path) -> Iterator[None]:
     """Put the workload folder on ``sys.path`` and ``PYTHONPATH``, as ``/app`` is in images.
 
-    ``PYTHONPATH`` reaches the child processes (file pool, Dask workers, queue workers).
+    ``PYTHONPATH`` reaches the child processes (file pool, Dask workers, queue workers). The
+    workload's modules are forgotten afterwards, so the next workload run in this process
+    (``workstack demo``) imports its own ``tasks.py``, not a namesake's.
     """
     entry = str(folder)
     saved_path, saved_env = list(sys.path), os.environ.get("PYTHONPATH")
@@ -138,6 +140,10 @@ def _importable(folder: Path) -> Iterator[None]:
     try:
         yield
     finally:
+        for name, module in list(sys.modules.items()):
+            path = getattr(module, "__file__", None)
+            if path and Path(path).resolve().is_relative_to(folder):
+                del sys.modules[name]
         sys.path[:] = saved_path
         if saved_env is None:
             os.environ.pop("PYTHONPATH", None)
