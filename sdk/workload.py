@@ -479,10 +479,26 @@ def _pyproject_dependencies(path: Path) -> tuple[str, ...]:
 def load_entrypoint(workload: Workload) -> Callable[..., Any]:
     """Import the workload's entrypoint callable, with the workload folder on ``sys.path``.
 
+    For a Ploomber ``pipeline.yaml`` it is the callable that reads it into a Pipeline.
+
     Raises:
-        WorkloadError: The attribute is missing or is not callable.
+        WorkloadError: The attribute is missing or is not callable, or the workload is a
+            command (it has no callable: its command line is run).
         ImportError: The module (or one of its imports) cannot be imported.
     """
+    if workload.spec.is_command:
+        raise WorkloadError(
+            "entrypoint",
+            None,
+            f"{workload.spec.name} is a command workload: its command is run, not imported",
+            workload.folder / WORKLOAD_FILE,
+        )
+    if workload.spec.is_pipeline_spec:
+        import functools
+
+        from workstack.sdk.pipeline import load_pipeline
+
+        return functools.partial(load_pipeline, workload.spec.entrypoint, folder=workload.folder)
     folder = str(workload.folder)
     if folder not in sys.path:
         sys.path.insert(0, folder)
