@@ -398,6 +398,17 @@ def run(
             show_default=False,
         ),
     ] = None,
+    glob: Annotated[
+        str | None,
+        typer.Option(help="job-per-file: only inputs matching, e.g. '*.csv'.", show_default=False),
+    ] = None,
+    suffix: Annotated[
+        str | None,
+        typer.Option(
+            help="job-per-file: output extension replacing the input's, e.g. .parquet.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run a workload here with the entrypoints its pods use, in its pattern's local mode.
 
@@ -433,6 +444,8 @@ def run(
                 force=force,
                 broker_url=broker,
                 progress=progress,
+                glob=glob,
+                suffix=suffix,
             ),
         )
     except BrokerError as error:

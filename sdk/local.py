@@ -52,6 +52,8 @@ class LocalRun:
             an earlier run's outputs.
         broker_url: queue-workers: the RabbitMQ URL; default ``$WORKSTACK_BROKER_URL``, else
             ``amqp://127.0.0.1:5672``.
+        glob: job-per-file: only inputs whose key matches (``*.csv``).
+        suffix: job-per-file: the output's extension, replacing the input's (``.parquet``).
         progress: A progress bar (rich) on stderr; None: when stderr is a terminal.
     """
 
@@ -62,6 +64,8 @@ class LocalRun:
     force: bool = False
     broker_url: str | None = None
     progress: bool | None = None
+    glob: str | None = None
+    suffix: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.workers, int) or not 1 <= self.workers <= 256:
@@ -113,6 +117,8 @@ _OPTIONS = {
     "input_url": ("--input", ("job-per-file", "command")),
     "config": ("--config", ("dask",)),
     "force": ("--force", ("pipeline", "command")),
+    "glob": ("--glob", ("job-per-file",)),
+    "suffix": ("--suffix", ("job-per-file",)),
 }
 
 
@@ -170,6 +176,8 @@ def _run_files(workload: Workload, run: LocalRun) -> LocalResult:
         function=None if spec.is_command else spec.entrypoint,
         command=spec.command,
         workdir=str(workload.folder),
+        pattern=run.glob,
+        suffix=run.suffix,
     )
     if not _use_progress(run.progress):
         summary = run_local(job, jobs=run.workers)

@@ -425,3 +425,27 @@ def test_a_pipeline_command_step_runs_in_the_workload_folder(tmp_path: Path) -> 
             "run", str(workload), "--local", "--out", str(tmp_path / "out"), cwd=tmp_path
         ).stdout
     )
+
+
+def test_run_local_selects_inputs_with_glob_and_names_outputs_with_suffix(tmp_path: Path) -> None:
+    workload = make_script_workload(
+        tmp_path / "clc-glob", "python -m clc.preprocess {input} --out {output}"
+    )
+    make_inputs(tmp_path / "in", 2)
+    (tmp_path / "in" / "readme.txt").write_text("no header")
+    done = workstack(
+        "run", str(workload), "--local", "--input", str(tmp_path / "in"), "--out",
+        str(tmp_path / "out"), "--glob", "*.csv", "--suffix", ".clean", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 files: 2 done" in done.stdout
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "part-00.clean",
+        "part-01.clean",
+    ]
+    wrong = workstack(
+        "run", str(workload), "--local", "--input", str(tmp_path / "in"), "--suffix", "parquet",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert wrong.returncode == 2
+    assert "suffix 'parquet' is not allowed; expected an extension such as .parquet" in wrong.stderr
