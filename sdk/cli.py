@@ -158,9 +158,9 @@ def dask_run(
     """Run the config's function on a Dask cluster and write the DataFrame it returns.
 
     The config, the function, its arguments and the output location are checked before any
-    cluster starts (exit 2). Exits 1 if writing the result failed: the DataFrame is then kept
-    in a local file (under $WORKSTACK_NFS_PATH/workstack-rescued/ in a pod with NFS, else the
-    current folder, else /tmp) and the message says where. This is what a stack's client Job
+    cluster starts (exit 2). Exits 1 if the function failed, 74 if writing the result failed:
+    the DataFrame is then kept in a local file (under $WORKSTACK_NFS_PATH/workstack-rescued/
+    in a pod with NFS, else the current folder, else /tmp) and the message says where. This is what a stack's client Job
     runs, with --address set to the stack's scheduler.
     """
     import dataclasses
@@ -169,7 +169,13 @@ def dask_run(
     import yaml
 
     from workstack.sdk.callables import CallableError
-    from workstack.sdk.dask import DaskConfigError, OutputError, parse_config, run_function
+    from workstack.sdk.dask import (
+        EXIT_OUTPUT_KEPT,
+        DaskConfigError,
+        OutputError,
+        parse_config,
+        run_function,
+    )
     from workstack.sdk.storage import StorageError
 
     _logging()
@@ -191,7 +197,7 @@ def dask_run(
         fail(str(error))
     except OutputError as error:
         typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(EXIT_OUTPUT_KEPT) from None
     where = output or parsed.output
     typer.echo(f"{len(frame)} rows" + (f" written to {where}" if where else ""))
 

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     import pandas
 
 __all__ = [
+    "EXIT_OUTPUT_KEPT",
     "DaskConfigError",
     "DaskRunConfig",
     "OutputError",
@@ -69,6 +70,11 @@ _FORMATS = (".csv", ".parquet")
 
 class DaskConfigError(ValueError):
     """The run config is invalid; the message names the key and what is allowed."""
+
+
+EXIT_OUTPUT_KEPT = 74
+"""Exit status when the result could not be written and was kept locally (``EX_IOERR``): the
+computation succeeded, so a Job should not simply run it again."""
 
 
 class OutputError(RuntimeError):

@@ -211,7 +211,13 @@ def _run_queue(workload: Workload, run: LocalRun) -> LocalResult:
 def _run_dask(workload: Workload, run: LocalRun) -> LocalResult:
     import dataclasses
 
-    from workstack.sdk.dask import DaskConfigError, OutputError, parse_config, run_function
+    from workstack.sdk.dask import (
+        EXIT_OUTPUT_KEPT,
+        DaskConfigError,
+        OutputError,
+        parse_config,
+        run_function,
+    )
 
     raw: dict[str, Any] = {
         "run": {"function": workload.spec.entrypoint},
@@ -230,7 +236,7 @@ def _run_dask(workload: Workload, run: LocalRun) -> LocalResult:
     try:
         frame = run_function(dataclasses.replace(parsed, output=str(target)))
     except OutputError as error:
-        return LocalResult(1, str(error), error.kept)
+        return LocalResult(EXIT_OUTPUT_KEPT, str(error), error.kept)
     return LocalResult(0, f"{len(frame)} rows from {parsed.function}", str(target))
 
 

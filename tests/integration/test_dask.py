@@ -242,7 +242,7 @@ def test_a_failed_write_keeps_the_dataframe_and_says_where(
         f"output: {{path: results/r.csv, bucket: missing-{uuid.uuid4().hex[:8]}}}\n"
     )
     done = dask_run(config_file, cwd=tmp_path)
-    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.returncode == 74, done.stdout + done.stderr
     kept = list((tmp_path / "workstack-rescued").glob("r-*.csv"))
     assert len(kept) == 1
     assert f"the DataFrame (2 rows) is kept at {kept[0]}" in done.stderr
