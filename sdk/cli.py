@@ -160,8 +160,8 @@ def dask_run(
     The config, the function, its arguments and the output location are checked before any
     cluster starts (exit 2). Exits 1 if the function failed, 74 if writing the result failed:
     the DataFrame is then kept in a local file (under $WORKSTACK_NFS_PATH/workstack-rescued/
-    in a pod with NFS, else the current folder, else /tmp) and the message says where. This is what a stack's client Job
-    runs, with --address set to the stack's scheduler.
+    in a pod with NFS, else the current folder, else /tmp) and the message says where. This
+    is what a stack's client Job runs, with --address set to the stack's scheduler.
     """
     import dataclasses
     from pathlib import Path
