@@ -272,6 +272,11 @@ def run_once(run: OnceRun) -> OnceResult:
                 f"outputs {run.outputs_url!r} is, or lies inside, the inputs "
                 f"{run.inputs_url!r}: give a separate folder"
             )
+        if inputs.startswith(outputs + "/"):
+            raise StorageError(
+                f"outputs {run.outputs_url!r} holds the inputs {run.inputs_url!r}; publishing "
+                "the outputs would replace them: give a separate folder"
+            )
     storage = open_storage(parent)
     if storage.has(name) and not run.force:
         return OnceResult(

@@ -359,6 +359,7 @@ def test_the_command_pod_entry_reads_a_bucket_and_refuses_bad_locations(
     for args, message in [
         (["--outputs", f"s3://{bucket}/exp/inputs/out"], "lies inside, the inputs"),
         (["--outputs", f"s3://{bucket}"], "expected a folder inside a folder or bucket"),
+        (["--outputs", f"s3://{bucket}/exp"], "holds the inputs"),
         (["--outputs", str(tmp_path / "o"), "--inputs", str(tmp_path / "nope")], "no such folder"),
     ]:
         given = dict(zip(args[::2], args[1::2], strict=True))
