@@ -495,10 +495,10 @@ def _run_notebook(
             import jupytext
     except ModuleNotFoundError as error:
         raise StepError(
-            f"step {step.name!r} runs {script.name} as a notebook, which needs {error.name}: add "
-            "papermill, ipykernel and nbconvert (and jupytext for a .py script) to the "
-            "workload's requirements, or declare `class: ScriptRunner` in pipeline.yaml to run "
-            "it as a plain script"
+            f"step {step.name!r} runs {script.name} as a notebook, which needs papermill, "
+            "ipykernel and nbconvert (and jupytext for a .py script), and "
+            f"{error.name} is not installed: add them to the workload's requirements, or "
+            "declare `class: ScriptRunner` in pipeline.yaml to run it as a plain script"
         ) from None
     with tempfile.TemporaryDirectory() as folder:
         source = Path(folder) / "source.ipynb"

@@ -279,12 +279,76 @@ def test_the_export_is_an_argo_workflow_of_the_projects_tasks(
     assert fit["container"]["securityContext"]["readOnlyRootFilesystem"] is True
 
 
-def test_export_without_the_deploy_tools_says_what_to_install(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def core_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A core install (what images and most users have) of this checkout, in its own venv."""
-    venv = tmp_path / "core"
+    venv = tmp_path_factory.mktemp("core") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    installed = run(venv / "bin" / "pip", "install", "--quiet", ROOT, cwd=tmp_path)
+    installed = run(venv / "bin" / "pip", "install", "--quiet", ROOT, cwd=venv.parent)
     assert installed.returncode == 0, installed.stderr[-2000:]
+    return venv
+
+
+def test_a_notebook_task_without_papermill_says_what_to_install(
+    core_venv: Path, tmp_path: Path
+) -> None:
+    project = write_project(
+        tmp_path / "nb",
+        {
+            "pipeline.yaml": "tasks:\n  - source: report.py\n    product: {nb: report.ipynb}\n",
+            "report.py": "# %% tags=['parameters']\nupstream = None\nproduct = None\n",
+            "workload.yaml": "name: nb\npattern: pipeline\nentrypoint: pipeline.yaml\n",
+        },
+    )
+    done = run(core_venv / "bin" / "workstack", "run", project, "--local", cwd=tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "runs report.py as a notebook, which needs papermill" in done.stdout
+    assert "or declare `class: ScriptRunner`" in done.stdout
+
+
+def test_a_notebook_source_runs_through_papermill_as_ploomber_runs_it(tmp_path: Path) -> None:
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_code_cell(
+            "upstream = None\nproduct = None\nrows = 2", metadata={"tags": ["parameters"]}
+        ),
+        nbformat.v4.new_code_cell(
+            "from pathlib import Path\n"
+            "Path(product['data']).write_text(','.join(str(n * n) for n in range(rows)))\n"
+            "print('squares written')"
+        ),
+    ]
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "language": "python",
+        "display_name": "Python 3",
+    }
+    files = {
+        "pipeline.yaml": "tasks:\n  - source: squares.ipynb\n"
+        "    product: {nb: squares-run.ipynb, data: squares.txt}\n    params: {rows: 5}\n",
+        "squares.ipynb": nbformat.writes(notebook),
+        "workload.yaml": "name: nbs\npattern: pipeline\nentrypoint: pipeline.yaml\n",
+    }
+    reference = write_project(tmp_path / "reference", files)
+    ploomber_build(reference)
+    project = write_project(tmp_path / "nbs", files)
+    done = run(
+        BIN / "workstack", "run", project, "--local", "--out", tmp_path / "out", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "out" / "squares.txt").read_text() == "0,1,4,9,16"
+    assert (reference / "squares.txt").read_text() == "0,1,4,9,16"
+    executed = nbformat.read(tmp_path / "out" / "squares-run.ipynb", as_version=4)
+    outputs = [o for cell in executed.cells for o in cell.get("outputs", [])]
+    assert any("squares written" in o.get("text", "") for o in outputs)
+
+
+def test_export_without_the_deploy_tools_says_what_to_install(
+    core_venv: Path, tmp_path: Path
+) -> None:
+    venv = core_venv
     done = run(
         venv / "bin" / "workstack", "export", "argo", EXAMPLE, "--image", "registry.example/ml:1",
         "--out", tmp_path / "argo.yaml", cwd=tmp_path,
