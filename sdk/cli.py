@@ -208,7 +208,7 @@ EntrypointOption = Annotated[
     str,
     typer.Option(
         help="The workload's module:builder returning its Pipeline, or a Ploomber pipeline.yaml "
-        "(relative to the current folder, else to a folder on PYTHONPATH)."
+        "(relative to a folder on PYTHONPATH, else to the current folder)."
     ),
 ]
 

@@ -267,8 +267,9 @@ def load_pipeline(entrypoint: str, *, folder: str | Path | None = None) -> Pipel
 
     Args:
         entrypoint: ``module:builder`` returning a :class:`Pipeline`, or a Ploomber
-            ``pipeline.yaml``: a path relative to ``folder``, else to the current folder
-            (``/app`` in images), else to a folder on ``sys.path`` (where the workload is).
+            ``pipeline.yaml``: a path relative to ``folder``, else to the first folder on
+            ``sys.path`` that has it (where the workload is: ``/app`` in images), else to the
+            current folder.
         folder: The workload folder.
 
     Raises:
@@ -291,7 +292,9 @@ def _find_spec(entrypoint: str, folder: str | Path | None) -> Path:
     if path.is_absolute():
         candidates = [path]
     else:
-        roots = [Path(folder)] if folder is not None else [Path.cwd(), *map(Path, sys.path)]
+        # The workload's folder is put on sys.path by whoever loads it (PYTHONPATH=/app in
+        # images, the stack program for its workloads); the working directory comes last.
+        roots = [Path(folder)] if folder is not None else [*map(Path, sys.path), Path.cwd()]
         candidates = [root / path for root in roots if str(root)]
     for candidate in candidates:
         if candidate.is_file():
