@@ -103,7 +103,9 @@ def read_pipeline_yaml(path: Path) -> Pipeline:
     if not isinstance(tasks, list) or not tasks:
         raise _error(path, "tasks", tasks, "expected a non-empty list of tasks")
 
-    parsed = [_read_task(path, root, index, task) for index, task in enumerate(tasks)]
+    parsed = [
+        _read_task(path, root, index, task, extract_upstream) for index, task in enumerate(tasks)
+    ]
     names = [task["name"] for task in parsed]
     step_names = {name: _step_name(path, name) for name in names}
     if len(set(step_names.values())) != len(names):
@@ -111,9 +113,7 @@ def read_pipeline_yaml(path: Path) -> Pipeline:
     products = {task["name"]: task["product"] for task in parsed}
     steps = []
     for task in parsed:
-        upstream = task["upstream"] if (task["kind"] == "script" or extract_upstream) else None
-        if upstream is None:
-            upstream = task["declared_upstream"]
+        upstream = task["upstream"]
         for name in upstream:
             if name not in products:
                 raise _error(
@@ -183,7 +183,9 @@ def _step_name(path: Path, name: str) -> str:
     return step
 
 
-def _read_task(path: Path, root: Path, index: int, task: object) -> dict[str, Any]:
+def _read_task(
+    path: Path, root: Path, index: int, task: object, extract_upstream: bool
+) -> dict[str, Any]:
     where = f"tasks[{index}]"
     if not isinstance(task, dict):
         raise _error(path, where, task, "expected a mapping with source and product")
@@ -205,6 +207,14 @@ def _read_task(path: Path, root: Path, index: int, task: object) -> dict[str, An
         declared = [declared]
     if not isinstance(declared, list) or not all(isinstance(n, str) for n in declared):
         raise _error(path, f"{where} upstream", declared, "expected a list of task names")
+    if extract_upstream and declared:
+        raise _error(
+            path,
+            f"{where} upstream",
+            declared,
+            "not allowed while meta.extract_upstream is true (the default): upstream tasks "
+            "are read from the source; set meta.extract_upstream: false to list them here",
+        )
     nbconvert = task.get("nbconvert_export_kwargs") or {}
     if not isinstance(nbconvert, dict):
         raise _error(path, f"{where} nbconvert_export_kwargs", nbconvert, "expected a mapping")
@@ -244,12 +254,20 @@ def _read_task(path: Path, root: Path, index: int, task: object) -> dict[str, An
             )
         if not notebook and suffix == ".ipynb":
             raise _error(path, f"{where} class", class_name, "ScriptRunner takes .py scripts")
+        if not _parameters_cell(script):
+            raise _error(
+                path,
+                f"{where} source",
+                source,
+                'a script needs a cell tagged parameters (# %% tags=["parameters"]) with '
+                "upstream = [...] (or None) and product = None",
+            )
         parsed.update(
             kind="script",
             name=task.get("name") or Path(source).stem,
             script=Path(source).as_posix(),
             runner="notebook" if notebook else "python",
-            upstream=_script_upstream(path, script),
+            upstream=_script_upstream(path, script) if extract_upstream else declared,
         )
         return parsed
     if class_name not in (None, "PythonCallable"):
@@ -257,12 +275,14 @@ def _read_task(path: Path, root: Path, index: int, task: object) -> dict[str, An
     module, _, function = source.rpartition(".")
     if not module or not function.isidentifier():
         raise _error(path, f"{where} source", source, "expected a dotted path: module.function")
+    # Read in every case: it also checks that the function is there.
+    found = _function_upstream(path, root, where, module, function)
     parsed.update(
         kind="function",
         name=task.get("name") or function,
         function=f"{module}:{function}",
         runner="python",
-        upstream=_function_upstream(path, root, where, module, function),
+        upstream=found if extract_upstream else declared,
     )
     return parsed
 

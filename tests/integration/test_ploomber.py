@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import shutil
@@ -68,21 +69,24 @@ def test_the_example_gives_what_ploomber_build_gives(tmp_path: Path) -> None:
     assert not list(EXAMPLE.rglob("output")), "products go to the data root, not the project"
 
 
-def test_the_dag_is_the_one_ploomber_builds(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PLOOMBER_STATS_ENABLED", "false")
-    monkeypatch.chdir(EXAMPLE)
-    monkeypatch.syspath_prepend(str(EXAMPLE))
-    from ploomber.spec import DAGSpec
+DAG_OF = """
+import json
+from ploomber.spec import DAGSpec
+dag = DAGSpec("pipeline.yaml", lazy_import=True).to_dag()
+print(json.dumps({name: sorted(dag[name].upstream) for name in dag}))
+"""
 
-    dag = DAGSpec(str(EXAMPLE / "pipeline.yaml"), lazy_import=True).to_dag()
+
+def test_the_dag_is_the_one_ploomber_builds() -> None:
+    # In a fresh interpreter: another test's `tasks` module must not stand in for this one's.
+    done = run(sys.executable, "-c", DAG_OF, cwd=EXAMPLE, env={"PYTHONPATH": str(EXAMPLE)})
+    assert done.returncode == 0, done.stderr
+    theirs = json.loads(done.stdout.strip().splitlines()[-1])
     pipeline = load_pipeline("pipeline.yaml", folder=EXAMPLE)
-    theirs = {name: sorted(dag[name].upstream) for name in dag}
     ours = {step.name: sorted(pipeline.dependencies(step)) for step in pipeline.steps}
-    assert (
-        ours
-        == theirs
-        == {"get": [], "features": ["get"], "join": ["features", "get"], "fit": ["join"]}
-    )
+    assert ours == theirs == {
+        "get": [], "features": ["get"], "join": ["features", "get"], "fit": ["join"],
+    }  # fmt: skip
 
 
 SCRIPT_PROJECT: dict[str, str] = {
@@ -230,6 +234,14 @@ BAD_SPECS = [
         "upstream: 'nothing' is not allowed; expected the name of a task: get",
     ),
     ("tasks:\n  - source: tasks.missing\n    product: o.csv\n", "has no missing"),
+    (
+        "tasks:\n  - source: tasks.get\n    product: o.csv\n    upstream: [other]\n",
+        "not allowed while meta.extract_upstream is true",
+    ),
+    (
+        "tasks:\n  - source: plain.py\n    class: ScriptRunner\n    product: o.csv\n",
+        "a script needs a cell tagged parameters",
+    ),
 ]
 
 
@@ -243,6 +255,7 @@ def test_a_spec_using_what_is_not_supported_is_refused_by_key(
             "pipeline.yaml": spec,
             "tasks.py": "def get(product):\n    pass\n",
             "fit.py": "# %% tags=['parameters']\nupstream = None\nproduct = None\n",
+            "plain.py": "print('no parameters cell')\n",
             "workload.yaml": "name: bad\npattern: pipeline\nentrypoint: pipeline.yaml\n",
         },
     )
