@@ -35,7 +35,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from workstack.sdk.callables import load_callable
-from workstack.sdk.commands import EXIT_BAD_INPUT, CommandError, check_template, render, run_command
+from workstack.sdk.commands import (
+    EXIT_BAD_INPUT,
+    CommandError,
+    check_template,
+    placeholders,
+    render,
+    run_command,
+)
 from workstack.sdk.storage import Storage, normalize_url, open_storage
 
 __all__ = [
@@ -169,7 +176,7 @@ class FileJob:
     @property
     def writes_folder(self) -> bool:
         """Whether each input's output is a folder (a command with ``{output_dir}``)."""
-        return self.command is not None and "{output_dir}" in self.command
+        return self.command is not None and "output_dir" in placeholders(self.command)
 
     def storages(self) -> tuple[Storage, Storage]:
         """The input and output storages."""
@@ -184,6 +191,24 @@ class FileJob:
         if self.suffix is None:
             return key
         return str(PurePosixPath(key).with_suffix(self.suffix))
+
+    def check_outputs_distinct(self, keys: list[str]) -> None:
+        """Refuse inputs whose outputs would be the same: the second would be skipped as done.
+
+        That happens to ``a.csv`` and ``a.json`` with ``--suffix`` or ``{output_dir}``.
+
+        Raises:
+            JobError: Naming two such inputs and their output.
+        """
+        seen: dict[str, str] = {}
+        for key in keys:
+            target = self.output_key(key)
+            if target in seen:
+                raise JobError(
+                    f"inputs {seen[target]!r} and {key!r} would both write {target!r}; select "
+                    "one with --glob, or keep each input's extension (no --suffix)"
+                )
+            seen[target] = key
 
     def inputs(self) -> list[str]:
         """Every input key, sorted: from the manifest if there is one, else from a listing."""
@@ -341,7 +366,9 @@ def _report(outcome: Outcome, job: FileJob) -> None:
 
 def run_index(job: FileJob, *, index: int, shards: int) -> Summary:
     """Process this index's share of the inputs (what one pod of the Indexed Job does)."""
-    keys = shard(job.inputs(), index, shards)
+    every = job.inputs()
+    job.check_outputs_distinct(every)
+    keys = shard(every, index, shards)
     log.info("index %d of %d: %d files", index, shards, len(keys))
     processor, storages = job.processor(), job.storages()
     summary = Summary()
@@ -390,6 +417,7 @@ def run_local(
     if jobs < 1:
         raise JobError(f"jobs {jobs} is not allowed; expected 1 or more")
     keys = job.inputs()
+    job.check_outputs_distinct(keys)
     paths = list(import_paths)
     # Import once here too, so a bad function path fails before any worker starts.
     sys.path[:0] = [p for p in paths if p not in sys.path]

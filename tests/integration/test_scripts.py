@@ -450,3 +450,23 @@ def test_run_local_selects_inputs_with_glob_and_names_outputs_with_suffix(tmp_pa
     )  # fmt: skip
     assert wrong.returncode == 2
     assert "suffix 'parquet' is not allowed; expected an extension such as .parquet" in wrong.stderr
+
+
+def test_inputs_that_would_share_an_output_are_refused_before_any_file(tmp_path: Path) -> None:
+    workload = make_script_workload(
+        tmp_path / "clc-same", "python -m clc.preprocess {input} --out-dir {output_dir}"
+    )
+    make_inputs(tmp_path / "in", 2)
+    (tmp_path / "in" / "part-01.txt").write_text("Id,Value\n1,1\n")
+    done = workstack(
+        "run", str(workload), "--local", "--input", str(tmp_path / "in"), "--out",
+        str(tmp_path / "out"), cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "inputs 'part-01.csv' and 'part-01.txt' would both write 'part-01'" in done.stderr
+    assert not (tmp_path / "out").exists()
+    selected = workstack(
+        "run", str(workload), "--local", "--input", str(tmp_path / "in"), "--out",
+        str(tmp_path / "out"), "--glob", "*.csv", cwd=tmp_path,
+    )  # fmt: skip
+    assert selected.returncode == 0, selected.stderr
