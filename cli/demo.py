@@ -1,10 +1,12 @@
 """``workstack demo``: every example workload end to end on this machine, then the stack offline.
 
-The demo needs no cloud account and no cluster. It runs each folder under ``workloads/`` with
-``workstack run --local`` (the same entrypoints as the pods), on a RabbitMQ it finds on
-127.0.0.1:5672 or starts for the run (``workstack.sdk.queue.localbroker``), and then renders
-the ``minikube`` stack offline and checks every object against the Kubernetes schemas and CRDs:
-what ``pulumi up`` would create to run the same workloads on a cluster.
+The demo needs no cloud account and no cluster. It runs each of workstack's example workloads
+under ``workloads/`` (:data:`EXAMPLES`; a user's own workloads there are listed and left alone,
+or run too with ``--all``) with ``workstack run --local`` (the same entrypoints as the pods), on
+a RabbitMQ it finds on 127.0.0.1:5672 or starts for the run
+(``workstack.sdk.queue.localbroker``), and then renders the ``minikube`` stack offline and
+checks every object against the Kubernetes schemas and CRDs: what ``pulumi up`` would create to
+run the same workloads on a cluster.
 """
 
 from __future__ import annotations
@@ -20,14 +22,28 @@ from workstack.project import PulumiProject
 from workstack.sdk.local import LocalRun, run_workload
 from workstack.sdk.workload import WorkloadError, load_workload
 
-__all__ = ["DemoStep", "local_broker", "render_check", "run_examples"]
+__all__ = ["EXAMPLES", "DemoStep", "local_broker", "render_check", "run_examples"]
 
 _BROKER_HOST, _BROKER_PORT = "127.0.0.1", 5672
+
+EXAMPLES = (
+    "clc-preprocess",
+    "csv-clean",
+    "dask-bench",
+    "experiment",
+    "ml-basic",
+    "ml-ploomber",
+    "simulations",
+)
+"""The example workloads workstack ships, one or more per seed (see docs/migrating.md)."""
 
 
 @dataclass(frozen=True)
 class DemoStep:
-    """One line of the demo's report."""
+    """One line of the demo's report.
+
+    ``skipped`` marks a folder that is not one of the examples (and was not run).
+    """
 
     name: str
     pattern: str
@@ -35,6 +51,7 @@ class DemoStep:
     summary: str
     output: str
     seconds: float
+    skipped: bool = False
 
 
 def _listening(host: str, port: int) -> bool:
@@ -79,16 +96,32 @@ def run_examples(
     workers: int,
     broker_url: Callable[[], contextlib.AbstractContextManager[str]],
     on_step: Callable[[DemoStep], None],
+    everything: bool = False,
 ) -> list[DemoStep]:
-    """Run every workload folder under ``workloads_dir`` locally, outputs under ``out``.
+    """Run the example workloads under ``workloads_dir`` locally, outputs under ``out``.
 
-    A workload that fails is reported and the others still run; the broker is started only
-    when a queue-workers workload is there.
+    Folders that are not examples (a user's own workloads) are reported as skipped, or run
+    too when ``everything``. A workload that fails is reported with why, and the others
+    still run; the broker is started only when a queue-workers workload runs.
     """
     folders = sorted(p.parent for p in workloads_dir.glob("*/workload.yaml"))
     steps: list[DemoStep] = []
     with contextlib.ExitStack() as stack:
         for folder in folders:
+            if folder.name not in EXAMPLES and not everything:
+                step = DemoStep(
+                    folder.name,
+                    "?",
+                    True,
+                    "not one of workstack's examples: run it with `workstack run "
+                    f"workloads/{folder.name} --local`, or `workstack demo --all`",
+                    "",
+                    0.0,
+                    skipped=True,
+                )
+                steps.append(step)
+                on_step(step)
+                continue
             started = time.monotonic()
             try:
                 workload = load_workload(folder)
@@ -127,6 +160,7 @@ class RenderCheck:
     objects: int
     kinds: dict[str, int]
     errors: list[str]
+    unchecked: list[str]
 
 
 def render_check(project: PulumiProject, stack: str) -> RenderCheck:
@@ -140,4 +174,6 @@ def render_check(project: PulumiProject, stack: str) -> RenderCheck:
     kinds: dict[str, int] = {}
     for obj in objects:
         kinds[obj["kind"]] = kinds.get(obj["kind"], 0) + 1
-    return RenderCheck(stack, len(objects), dict(sorted(kinds.items())), list(check.errors))
+    return RenderCheck(
+        stack, len(objects), dict(sorted(kinds.items())), list(check.errors), check.unchecked
+    )

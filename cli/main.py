@@ -58,6 +58,15 @@ def render(
     validate: Annotated[
         bool, typer.Option(help="Check every object against the Kubernetes schemas and CRDs.")
     ] = False,
+    crds: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--crds",
+            help="A folder of CustomResourceDefinition YAML files to check custom resources "
+            "against (repeatable), e.g. the CRDs of the charts the stack installs.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Print every Kubernetes object a stack would create, offline.
 
@@ -65,8 +74,16 @@ def render(
     cluster is needed. Objects are printed as multi-document YAML, followed (as YAML
     comments) by the cloud resources, Helm charts and stack outputs. Secrets show as
     [secret].
+
+    With --validate, built-in kinds are checked against the Kubernetes schemas, custom
+    resources against the CRDs found (--crds, ../shared/crds beside the project, the
+    dask-kubernetes package), Argo objects without a CRD against hera's Argo models; what is
+    left is listed as not checked, with how to check it.
     """
     _require_deploy_extra()
+    for folder in crds or []:
+        if not folder.is_dir():
+            fail(f"--crds {folder}: no such folder; expected a folder of CRD YAML files")
     import pulumi
 
     from workstack.offline import ProgramError, run_program
@@ -108,12 +125,26 @@ def render(
     if validate:
         from workstack.schemas import CrdCatalog, default_crd_dirs, validate_objects
 
-        check = validate_objects(objects, CrdCatalog(default_crd_dirs(project.root)))
+        catalog = CrdCatalog([*default_crd_dirs(project.root), *(crds or [])])
+        check = validate_objects(objects, catalog)
         for message in check.errors:
             typer.echo(f"# INVALID {message}", err=True)
+        for label in check.by_models:
+            typer.echo(f"# checked against hera's Argo models (no CRD found): {label}", err=True)
         for label in check.unchecked:
-            typer.echo(f"# unchecked (no CRD found): {label}", err=True)
-        typer.echo(f"# schema check: {check.checked} objects, {len(check.errors)} errors", err=True)
+            typer.echo(f"# NOT CHECKED (no CRD found): {label}", err=True)
+        typer.echo(
+            f"# schema check: {check.checked} objects, {len(check.errors)} errors, "
+            f"{len(check.unchecked)} not checked",
+            err=True,
+        )
+        if check.unchecked:
+            typer.echo(
+                "# to check those: --crds DIR with the CRDs of the charts that define them, or "
+                f"on your cluster: workstack render --stack {stack} --out DIR && kubectl apply "
+                "--dry-run=server -R -f DIR",
+                err=True,
+            )
         if check.errors:
             raise typer.Exit(1)
     if duplicates:
@@ -135,16 +166,25 @@ def demo(
     ] = None,
     stack: Annotated[str, typer.Option(help="Stack rendered offline at the end.")] = "minikube",
     project_dir: ProjectOption = Path(),
+    everything: Annotated[
+        bool,
+        typer.Option(
+            "--all", help="Run your own workloads under workloads/ too, not only the examples."
+        ),
+    ] = False,
 ) -> None:
-    """Run every example workload locally, then render a stack offline: no cloud, no cluster.
+    """Run the example workloads locally, then render a stack offline: no cloud, no cluster.
 
-    Each folder under workloads/ runs with `workstack run --local` (the entrypoints its pods
-    use); then the stack's program runs under Pulumi's mocks and every object it would create
-    is checked against the Kubernetes schemas and CRDs. Exits 1 if anything failed.
+    Each example under workloads/ runs with `workstack run --local` (the entrypoints its pods
+    use); other folders there (your own workloads) are listed and left alone unless --all.
+    Then the stack's program runs under Pulumi's mocks and every object it would create is
+    checked against the Kubernetes schemas and CRDs. Exits 1 if anything that ran failed;
+    each failure says why.
     """
     import logging
 
     from rich.console import Console
+    from rich.markup import escape
 
     from workstack.demo import DemoStep, local_broker, render_check, run_examples
     from workstack.project import find_project
@@ -157,8 +197,14 @@ def demo(
         fail(str(error))
 
     def report(step: DemoStep) -> None:
+        if step.skipped:
+            console.print(f"[yellow]skipped[/] {step.name}: {escape(step.summary)}", soft_wrap=True)
+            return
         mark = "[green]ok[/]" if step.ok else "[red]FAILED[/]"
-        console.print(f"{mark} {step.name} ({step.pattern}, {step.seconds:.1f} s): {step.summary}")
+        console.print(
+            f"{mark} {step.name} ({step.pattern}, {step.seconds:.1f} s): {escape(step.summary)}",
+            soft_wrap=True,
+        )
         if step.output:
             console.print(f"   output: {step.output}", soft_wrap=True)
 
@@ -169,6 +215,7 @@ def demo(
         workers=workers,
         broker_url=lambda: local_broker(broker, console.print),
         on_step=report,
+        everything=everything,
     )
 
     ok = all(step.ok for step in steps)
@@ -179,8 +226,16 @@ def demo(
         console.print(f"{check.objects} Kubernetes objects: {kinds}")
         for message in check.errors:
             console.print(f"[red]INVALID[/] {message}")
-        console.print(f"schema check: {len(check.errors)} errors")
+        console.print(
+            f"schema check: {len(check.errors)} errors, {len(check.unchecked)} objects not "
+            "checked" + (f" (no CRD here: {', '.join(check.unchecked)})" if check.unchecked else "")
+        )
         console.print(f"see them all: workstack render --stack {stack} --validate")
+        if check.unchecked:
+            console.print(
+                "check those with --crds DIR (the charts' CRDs) or `kubectl apply "
+                "--dry-run=server` on your cluster"
+            )
         ok = ok and not check.errors
     if not ok:
         raise typer.Exit(1)
@@ -371,12 +426,23 @@ def export_argo(
     ] = "shared-data",
     kind: Annotated[str, typer.Option(help="Workflow or WorkflowTemplate.")] = "Workflow",
 ) -> None:
-    """Write the pipeline as an Argo Workflow that `argo submit` accepts."""
+    """Write the pipeline as an Argo Workflow that `argo submit` accepts.
+
+    The workload's entrypoint is a pipeline builder (module:builder) or a Ploomber
+    pipeline.yaml. Needs the deploy tools (hera's Argo models): pip install
+    'workstack[deploy]'.
+    """
     import yaml
 
-    from workstack.components.manifests import SpecError
-    from workstack.components.manifests.argo import ArgoExportSpec, build_argo_workflow
-    from workstack.components.manifests.storage import nfs_pod_storage
+    try:
+        from workstack.components.manifests import SpecError
+        from workstack.components.manifests.argo import ArgoExportSpec, build_argo_workflow
+        from workstack.components.manifests.storage import nfs_pod_storage
+    except ModuleNotFoundError as error:
+        fail(
+            f"export argo builds the Workflow from hera's Argo models with the deploy tools, and "
+            f"{error.name} is not installed: pip install 'workstack[deploy]'"
+        )
     from workstack.images import is_image_reference
     from workstack.sdk.describe import describe_pipeline
     from workstack.sdk.pipeline import PipelineError

@@ -3,7 +3,11 @@
 Built-in kinds are checked with ``kubernetes-validate`` (strict: unknown fields are errors) for
 the oldest Kubernetes version workstack supports and the newest the validator knows. Custom
 resources are checked against the ``openAPIV3Schema`` of their CustomResourceDefinition, made
-strict the same way (the API server's strict field validation rejects unknown fields).
+strict the same way (the API server's strict field validation rejects unknown fields). Argo
+objects whose CRD is not at hand are checked against hera's models of the Argo API (types and
+unknown fields), which need no CRD. Whatever is left is reported as unchecked: a user checks it
+with the charts' CRDs (``workstack render --validate --crds DIR``) or against a cluster
+(``kubectl apply --dry-run=server``).
 """
 
 from __future__ import annotations
@@ -39,11 +43,14 @@ class SchemaCheck:
         errors: One message per invalid object and version, naming kind, name and field.
         unchecked: Custom resources whose CRD was not available (``kind/name``).
         checked: How many objects were checked against a schema.
+        by_models: Those of the checked objects that were checked against hera's Argo models
+            for want of a CRD (``kind/name``).
     """
 
     errors: list[str] = field(default_factory=list)
     unchecked: list[str] = field(default_factory=list)
     checked: int = 0
+    by_models: list[str] = field(default_factory=list)
 
 
 def _strict(schema: Any) -> Any:
@@ -183,10 +190,64 @@ def validate_objects(objects: Iterable[dict[str, Any]], catalog: CrdCatalog) -> 
             continue
         schema = catalog.schema_for(api_version, kind)
         if schema is None:
-            result.unchecked.append(label)
+            problems = _argo_model_problems(obj)
+            if problems is None:
+                result.unchecked.append(label)
+            else:
+                result.checked += 1
+                result.by_models.append(label)
+                result.errors.extend(f"{label} (Argo model) {problem}" for problem in problems)
             continue
         result.checked += 1
         for failure in jsonschema.Draft7Validator(schema).iter_errors(obj):
             path = ".".join(str(p) for p in failure.absolute_path)
             result.errors.append(f"{label} (CRD) at {path}: {failure.message}")
     return result
+
+
+_ARGO_KINDS = ("Workflow", "WorkflowTemplate", "ClusterWorkflowTemplate", "CronWorkflow")
+
+
+def _argo_model_problems(obj: dict[str, Any]) -> list[str] | None:
+    """Problems of an Argo object by hera's models; None when it is not one or hera is absent.
+
+    The models check types and required fields; fields they drop are unknown to Argo too.
+    """
+    kind = obj.get("kind")
+    if obj.get("apiVersion") != "argoproj.io/v1alpha1" or kind not in _ARGO_KINDS:
+        return None
+    try:
+        import pydantic
+        from hera.workflows import models
+    except ModuleNotFoundError:
+        return None
+    model = getattr(models, str(kind))
+    try:
+        parsed = model.model_validate(obj)
+    except pydantic.ValidationError as error:
+        return [
+            f"at {'.'.join(str(p) for p in problem['loc'])}: {problem['msg']}"
+            for problem in error.errors()
+        ]
+    kept = parsed.model_dump(by_alias=True, exclude_unset=True, mode="json")
+    return [f"at {path}: unknown field" for path in _dropped(obj, kept, "")]
+
+
+def _dropped(given: Any, kept: Any, where: str) -> list[str]:
+    """Paths of ``given`` that a model left out of ``kept`` (the fields it does not know)."""
+    if isinstance(given, dict) and isinstance(kept, dict):
+        paths = []
+        for key, value in given.items():
+            path = f"{where}.{key}" if where else str(key)
+            if key not in kept:
+                paths.append(path)
+            else:
+                paths.extend(_dropped(value, kept[key], path))
+        return paths
+    if isinstance(given, list) and isinstance(kept, list):
+        return [
+            path
+            for index, (item, model) in enumerate(zip(given, kept, strict=False))
+            for path in _dropped(item, model, f"{where}[{index}]")
+        ]
+    return []

@@ -28,6 +28,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Markdown reflows docstring paragraphs (rich mode keeps their line breaks) and leaves
+    # square brackets alone (rich mode swallows "[secret]" as markup).
+    rich_markup_mode="markdown",
 )
 files_app = typer.Typer(
     help="Job-per-file: run a workload's function over every input file, once.",
@@ -52,7 +55,14 @@ FunctionOption = Annotated[
     str | None, typer.Option(help="The workload's module:function(input, output).")
 ]
 CommandOption = Annotated[
-    str | None, typer.Option(help="A shell command with {input} and {output}, instead.")
+    str | None,
+    typer.Option(
+        help="Instead of a function, the workload's command line, run with /bin/sh in the "
+        "current folder for each file: {input} is the input file, and either {output} the one "
+        "file to write or {output_dir} an empty folder for a script that names its own "
+        "outputs (published as a folder named after the input). Exit status 65 means bad "
+        "input.",
+    ),
 ]
 GlobOption = Annotated[str | None, typer.Option("--glob", help="Only inputs matching, e.g. *.csv.")]
 SuffixOption = Annotated[
@@ -78,9 +88,11 @@ def files_run(
 ) -> None:
     """Process one index's share of the inputs: what each pod of the Indexed Job runs.
 
-    Exits 0 when every file is done or was already done, 65 when an input is malformed
-    (the index fails without retries), 1 on any other failure (the index is retried and
-    redoes only what is missing).
+    Each file goes through --function (called as function(input, output) with two paths) or
+    --command. One file's failure, a sys.exit() included, never stops the others; a summary
+    ends the run. Exits 0 when every file is done or was already done, 65 when an input is
+    malformed (the index fails without retries), 1 on any other failure (the index is
+    retried and redoes only what is missing), 2 for bad arguments.
     """
     from workstack.sdk.callables import CallableError
     from workstack.sdk.files import FileJob, JobError, completion_index, run_index
@@ -119,7 +131,10 @@ def files_manifest(
     try:
         # The manifest lists inputs; the output location is checked now so a bad one fails early.
         job = FileJob(
-            input_url=input_url, output_url=output_url, command="true {input}", pattern=glob
+            input_url=input_url,
+            output_url=output_url,
+            command="true {input} {output}",
+            pattern=glob,
         )
         count = write_manifest(job, to)
     except (JobError, StorageError) as error:
@@ -140,14 +155,27 @@ def dask_run(
     ] = None,
     output: Annotated[str | None, typer.Option(help="Override output.path.")] = None,
 ) -> None:
-    """Run the config's function on a Dask cluster and write the DataFrame it returns."""
+    """Run the config's function on a Dask cluster and write the DataFrame it returns.
+
+    The config, the function, its arguments and the output location are checked before any
+    cluster starts (exit 2). Exits 1 if the function failed, 74 if writing the result failed:
+    the DataFrame is then kept in a local file (under $WORKSTACK_NFS_PATH/workstack-rescued/
+    in a pod with NFS, else the current folder, else /tmp) and the message says where. This
+    is what a stack's client Job runs, with --address set to the stack's scheduler.
+    """
     import dataclasses
     from pathlib import Path
 
     import yaml
 
     from workstack.sdk.callables import CallableError
-    from workstack.sdk.dask import DaskConfigError, parse_config, run_function
+    from workstack.sdk.dask import (
+        EXIT_OUTPUT_KEPT,
+        DaskConfigError,
+        OutputError,
+        parse_config,
+        run_function,
+    )
     from workstack.sdk.storage import StorageError
 
     _logging()
@@ -167,6 +195,9 @@ def dask_run(
         )
     except (DaskConfigError, CallableError, StorageError) as error:
         fail(str(error))
+    except OutputError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(EXIT_OUTPUT_KEPT) from None
     where = output or parsed.output
     typer.echo(f"{len(frame)} rows" + (f" written to {where}" if where else ""))
 
@@ -174,7 +205,11 @@ def dask_run(
 pipeline_app = typer.Typer(help="Pipelines: a DAG of workload steps, locally or on Argo.")
 app.add_typer(pipeline_app, name="pipeline")
 EntrypointOption = Annotated[
-    str, typer.Option(help="The workload's module:builder returning its Pipeline.")
+    str,
+    typer.Option(
+        help="The workload's module:builder returning its Pipeline, or a Ploomber pipeline.yaml "
+        "(relative to a folder on PYTHONPATH, else to the current folder)."
+    ),
 ]
 
 
@@ -194,16 +229,23 @@ def pipeline_step(
     step: Annotated[str, typer.Option(help="The step to run.")],
     data: Annotated[str, typer.Option(help="Data root: a folder, NFS path or bucket URL.")],
 ) -> None:
-    """Run one step against the data root: what each Argo pod runs."""
-    from workstack.sdk.pipeline import PipelineError, run_step
+    """Run one step against the data root: what each Argo pod runs.
+
+    Exits 0 when the step succeeded (its outputs published), 1 when it failed (nothing
+    published; Argo retries it as declared), 2 for bad arguments or a missing input.
+    """
+    from workstack.sdk.pipeline import PipelineError, StepError, run_step
     from workstack.sdk.storage import StorageError, open_storage
 
     _logging()
     pipeline = _pipeline(entrypoint)
     try:
         run_step(pipeline, step, open_storage(data))
-    except (PipelineError, StorageError) as error:
+    except (PipelineError, StorageError, FileNotFoundError) as error:
         fail(str(error))
+    except StepError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
     typer.echo(f"step {step} done")
 
 
@@ -216,7 +258,7 @@ def pipeline_run(
     """Run the pipeline locally in dependency order, skipping steps that are up to date."""
     from pathlib import Path
 
-    from workstack.sdk.pipeline import run_local
+    from workstack.sdk.pipeline import StepError, run_local
 
     _logging()
     pipeline = _pipeline(entrypoint)
@@ -224,21 +266,86 @@ def pipeline_run(
     def report(name: str, ran: bool) -> None:
         typer.echo(f"{'ran' if ran else 'up to date'}: {name}")
 
-    result = run_local(pipeline, Path(data), force=force, on_step=report)
+    try:
+        result = run_local(pipeline, Path(data), force=force, on_step=report)
+    except StepError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
     typer.echo(f"{len(result.ran)} ran, {len(result.skipped)} up to date")
+
+
+command_app = typer.Typer(
+    help="Command workloads: one command line, run once, its output folder published whole.",
+    no_args_is_help=True,
+)
+app.add_typer(command_app, name="command")
+
+
+@command_app.command("run")
+def command_run(
+    command: Annotated[
+        str,
+        typer.Option(
+            help="The command line, run with /bin/sh in the current folder: {inputs} is the "
+            "input folder, {outputs} an empty folder published to --outputs when it exits 0 "
+            "(also as $WORKSTACK_INPUTS and $WORKSTACK_OUTPUTS)."
+        ),
+    ],
+    outputs: Annotated[
+        str, typer.Option(help="Where the output folder is published: a path or URL.")
+    ],
+    inputs: Annotated[
+        str | None,
+        typer.Option(help="Input folder or URL; a bucket prefix is downloaded first."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option(help="Run again even if --outputs holds an earlier run's outputs.")
+    ] = False,
+) -> None:
+    """Run a command workload's command once: what its Job's pod runs.
+
+    The outputs appear all at once when the command exits 0, and are skipped (exit 0) when an
+    earlier run's are already there, unless --force. Exits with the command's own status
+    otherwise (65: bad input; no outputs are published), 2 for bad arguments.
+    """
+    from workstack.sdk.commands import CommandError, OnceRun, run_once
+    from workstack.sdk.storage import StorageError
+
+    try:
+        run = OnceRun(command=command, outputs_url=outputs, inputs_url=inputs, force=force)
+        result = run_once(run)
+    except (CommandError, StorageError) as error:
+        fail(str(error))
+    typer.echo(f"{result.status}: {result.message}", err=result.exit_code != 0)
+    raise typer.Exit(result.exit_code)
 
 
 @app.command(
     "pod",
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
 )
-def pod(ctx: typer.Context) -> None:
-    """Run this image's workload with ARGS: the images' entrypoint (see workstack.sdk.pod)."""
+def pod(
+    args: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Passed to the pattern's command after the workload's entrypoint or command, "
+            "e.g. --shards 4 (job-per-file), worker (queue-workers), run.yaml (dask), --step "
+            "fit --data /data/x (pipeline), --inputs ... --outputs ... (command).",
+            metavar="ARGS",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Run this image's workload with ARGS: the images' entrypoint (see workstack.sdk.pod).
+
+    It reads $WORKSTACK_WORKLOAD (/app/workload.yaml) and replaces itself with the command of
+    the workload's pattern: files run, queue, dask run, pipeline step or command run.
+    """
     from workstack.sdk.pod import run
     from workstack.sdk.workload import WorkloadError
 
     try:
-        run(ctx.args)
+        run(args or [])
     except WorkloadError as error:
         fail(str(error))
 
@@ -261,7 +368,7 @@ def run(
         str | None,
         typer.Option(
             "--input",
-            help="job-per-file: input folder or URL; default the workload's data/.",
+            help="job-per-file and command: input folder or URL; default the workload's data/.",
             show_default=False,
         ),
     ] = None,
@@ -273,7 +380,13 @@ def run(
             show_default=False,
         ),
     ] = None,
-    force: Annotated[bool, typer.Option(help="pipeline: run steps that are up to date.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            help="pipeline: run steps that are up to date; command: run again, replacing the "
+            "outputs of an earlier run."
+        ),
+    ] = False,
     broker: Annotated[
         str | None,
         typer.Option(
@@ -291,13 +404,26 @@ def run(
             show_default=False,
         ),
     ] = None,
+    glob: Annotated[
+        str | None,
+        typer.Option(help="job-per-file: only inputs matching, e.g. '*.csv'.", show_default=False),
+    ] = None,
+    suffix: Annotated[
+        str | None,
+        typer.Option(
+            help="job-per-file: output extension replacing the input's, e.g. .parquet.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run a workload here with the entrypoints its pods use, in its pattern's local mode.
 
-    job-per-file: every input through the function, skipping finished outputs; queue-workers:
-    the tasker and --workers worker processes on RabbitMQ; dask: a local cluster; pipeline:
-    the steps in order, skipping those up to date. Exits 0 on success, 2 on bad input, 3
-    when the broker is unreachable, else the pattern's failure status.
+    job-per-file: every input through the function or command, skipping finished outputs;
+    queue-workers: the tasker and --workers worker processes on RabbitMQ; dask: a local
+    cluster; pipeline: the steps in order, skipping those up to date; command: the command
+    once. Commands run in the workload's folder with this Python first on PATH. Exits 0 on
+    success, 2 on bad input, 3 when the broker is unreachable, else the pattern's failure
+    status (65: a malformed input).
     """
     if not local:
         fail(
@@ -324,6 +450,8 @@ def run(
                 force=force,
                 broker_url=broker,
                 progress=progress,
+                glob=glob,
+                suffix=suffix,
             ),
         )
     except BrokerError as error:

@@ -17,24 +17,46 @@ The config keeps the shape of the DeepEcho benchmark's ``run_dask_function`` con
 What it drops is on purpose: credentials (``output.key``, ``output.secret_key``) are refused,
 since pods reach buckets through their workload identity; ``worker_config.setup`` (installing
 packages at run time) is refused, since images carry their dependencies.
+
+Everything that can be checked is checked before a cluster starts: the config's keys, the
+function (imported) and its arguments (bound to its signature), and the output's storage. If
+writing the result fails after the run (no credentials, a full disk), the DataFrame is kept in a
+local file and :class:`OutputError` says where. If the function ran no task on the cluster, a
+warning says so: it computed in the client, and the workers were started for nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
+import logging
 import os
-from collections.abc import Iterator, Mapping
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from workstack.sdk import env
 from workstack.sdk.callables import load_callable
 from workstack.sdk.storage import open_storage
 
 if TYPE_CHECKING:
     import pandas
 
-__all__ = ["DaskConfigError", "DaskRunConfig", "parse_config", "run_function", "write_frame"]
+__all__ = [
+    "EXIT_OUTPUT_KEPT",
+    "DaskConfigError",
+    "DaskRunConfig",
+    "OutputError",
+    "check_run",
+    "parse_config",
+    "run_function",
+    "write_frame",
+]
+
+log = logging.getLogger("workstack.dask")
 
 _SECTIONS = {"run", "dask_cluster", "output"}
 _RUN_KEYS = {"function", "args"}
@@ -48,6 +70,23 @@ _FORMATS = (".csv", ".parquet")
 
 class DaskConfigError(ValueError):
     """The run config is invalid; the message names the key and what is allowed."""
+
+
+EXIT_OUTPUT_KEPT = 74
+"""Exit status when the result could not be written and was kept locally (``EX_IOERR``): the
+computation succeeded, so a Job should not simply run it again."""
+
+
+class OutputError(RuntimeError):
+    """The DataFrame could not be written to ``output.path``; it was kept in a local file.
+
+    Attributes:
+        kept: Where the DataFrame is.
+    """
+
+    def __init__(self, message: str, kept: str) -> None:
+        super().__init__(message)
+        self.kept = kept
 
 
 @dataclass(kw_only=True, frozen=True)
@@ -74,6 +113,8 @@ class DaskRunConfig:
     threads: int = 1
     memory: str | None = None
     output: str | None = None
+    workers_given: bool = False
+    """Whether the config asked for workers (``dask_cluster.workers``)."""
 
 
 def _unknown(where: str, given: Mapping[str, Any], allowed: set[str]) -> None:
@@ -185,6 +226,7 @@ def parse_config(config: Mapping[str, Any]) -> DaskRunConfig:
         threads=threads,
         memory=None if memory is None else str(memory),
         output=target,
+        workers_given="workers" in cluster,
     )
 
 
@@ -223,6 +265,64 @@ def write_frame(frame: pandas.DataFrame, target: str) -> None:
             frame.to_csv(path, index=False)
 
 
+def check_run(config: DaskRunConfig) -> Callable[..., Any]:
+    """Everything that can fail before a cluster starts: returns the function to call.
+
+    Raises:
+        CallableError: The function cannot be imported.
+        DaskConfigError: ``run.args`` do not fit its signature.
+        StorageError: The output's storage is not usable (bad URL, its package missing).
+    """
+    function = load_callable(config.function)
+    _check_args(config, function)
+    if config.output is not None:
+        folder = config.output.rstrip("/").rpartition("/")[0]
+        open_storage(folder or ".")
+    return function
+
+
+def _check_args(config: DaskRunConfig, function: Callable[..., Any]) -> None:
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(**config.args)
+    except TypeError as error:
+        parameters = signature.parameters.values()
+        accepted = [p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        unknown = [name for name in config.args if name not in accepted]
+        where = f"run.args.{unknown[0]}" if unknown else "run.args"
+        value = config.args[unknown[0]] if unknown else dict(config.args)
+        raise DaskConfigError(
+            f"{where}: {value!r} is not allowed; {config.function}{signature} takes: "
+            f"{', '.join(accepted) or 'no arguments'} ({error})"
+        ) from None
+
+
+def _transitions(client: Any) -> int:
+    """How many task transitions the scheduler has made: it grows when tasks run there."""
+    return int(client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.transition_counter))
+
+
+def _rescue(frame: pandas.DataFrame, target: str) -> str:
+    """Write ``frame`` somewhere local and lasting: the NFS mount, else here, else /tmp."""
+    name = target.rstrip("/").rpartition("/")[2]
+    stem, _, suffix = name.rpartition(".")
+    kept = f"{stem or name}-{time.strftime('%Y%m%d-%H%M%S')}.{suffix or 'csv'}"
+    folders = [os.environ.get(env.NFS_PATH), os.getcwd(), tempfile.gettempdir()]
+    for folder in folders:
+        if not folder:
+            continue
+        try:
+            path = os.path.join(folder, "workstack-rescued", kept)
+            write_frame(frame, path)
+        except Exception:  # try the next place; the last one is /tmp
+            continue
+        return path
+    raise OutputError("the DataFrame could not be written anywhere local either", "")
+
+
 def run_function(config: Mapping[str, Any] | DaskRunConfig) -> pandas.DataFrame:
     """Run the configured function on a Dask cluster and write the DataFrame it returns.
 
@@ -230,20 +330,49 @@ def run_function(config: Mapping[str, Any] | DaskRunConfig) -> pandas.DataFrame:
     computes with Dask (delayed, futures, dataframes) runs on the cluster.
 
     Raises:
-        DaskConfigError: The config is invalid.
+        DaskConfigError: The config is invalid, or its args do not fit the function (raised
+            before any cluster starts).
         CallableError: The function cannot be imported.
+        StorageError: The output location is not usable (before any cluster starts).
         TypeError: The function did not return a pandas DataFrame.
+        OutputError: Writing the result failed; the DataFrame was kept locally (``kept``).
     """
     import pandas
 
     parsed = config if isinstance(config, DaskRunConfig) else parse_config(config)
-    function = load_callable(parsed.function)
+    function = check_run(parsed)
     with _client(parsed) as client, client.as_current():
+        if parsed.address or os.environ.get("DASK_SCHEDULER_ADDRESS"):
+            present = len(client.scheduler_info().get("workers", {}))
+            if parsed.workers_given and present < parsed.minimum:
+                log.warning(
+                    "dask_cluster.workers asks for %d workers; the scheduler has %d. Scale the "
+                    "cluster (on a stack: its workers or maximum settings) or ask for fewer.",
+                    parsed.minimum,
+                    present,
+                )
+        before = _transitions(client)
         result = function(**parsed.args)
+        used = _transitions(client) > before
+    if parsed.workers_given and not used:
+        log.warning(
+            "dask_cluster.workers asked for a cluster, but %s ran no task on it: it computed "
+            "in the client process. Compute with Dask in the function (dask.delayed, "
+            "client.map, dask.dataframe), or drop dask_cluster.",
+            parsed.function,
+        )
     if not isinstance(result, pandas.DataFrame):
         raise TypeError(
             f"{parsed.function} returned {type(result).__name__}; expected a pandas.DataFrame"
         )
     if parsed.output is not None:
-        write_frame(result, parsed.output)
+        try:
+            write_frame(result, parsed.output)
+        except Exception as error:  # keep the hour of work whatever went wrong
+            kept = _rescue(result, parsed.output)
+            raise OutputError(
+                f"writing {parsed.output} failed ({type(error).__name__}: {error}); the "
+                f"DataFrame ({len(result)} rows) is kept at {kept}",
+                kept,
+            ) from error
     return result

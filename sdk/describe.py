@@ -88,7 +88,7 @@ def main(argv: list[str]) -> int:
     sys.path.insert(0, str(folder))
     os.chdir(folder)
     try:
-        pipeline = load_pipeline(entrypoint)
+        pipeline = load_pipeline(entrypoint, folder=folder)
     except (CallableError, PipelineError) as error:
         print(str(error), file=sys.stderr)
         return _BAD_INPUT

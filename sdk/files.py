@@ -3,9 +3,14 @@
 One Kubernetes Indexed Job runs this for any number of files: the pod with
 ``JOB_COMPLETION_INDEX=i`` of ``S`` shards takes every ``S``-th file of the sorted listing,
 starting at ``i`` (or of a frozen manifest). For each input it skips the file if its output
-already exists, otherwise calls the workload's function (or command) with a local input path
-and a local output path, and publishes the output atomically. A rerun, or a retried index,
-therefore does only what is missing. Locally the same per-file step runs in a process pool.
+already exists, otherwise calls the workload's function (or runs its command) with a local
+input path and a local output path (or an empty output folder), and publishes the output
+atomically. A rerun, or a retried index, therefore does only what is missing. Locally the same
+per-file step runs in a process pool.
+
+One file's failure never stops the others, whatever it is: an exception, ``BadInput``, a
+``sys.exit()`` (0 counts as success, :data:`EXIT_BAD_INPUT` as bad input, anything else as a
+failure) or a command's exit status.
 
 Exit codes: 0 when every file is done or skipped; :data:`EXIT_BAD_INPUT` when an input was
 malformed (the Job's pod failure policy fails that index without retrying it); 1 for any
@@ -17,19 +22,27 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import fnmatch
+import inspect
 import logging
 import os
-import shlex
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from workstack.sdk.callables import load_callable
+from workstack.sdk.commands import (
+    EXIT_BAD_INPUT,
+    CommandError,
+    check_template,
+    placeholders,
+    render,
+    run_command,
+)
 from workstack.sdk.storage import Storage, normalize_url, open_storage
 
 __all__ = [
@@ -44,8 +57,8 @@ __all__ = [
     "write_manifest",
 ]
 
-EXIT_BAD_INPUT = 65
-"""Exit code for a malformed input (``EX_DATAERR`` in sysexits.h)."""
+COMMAND_PLACEHOLDERS = ("input", "output", "output_dir")
+"""What a job-per-file command may use: the input file, and the output file or folder."""
 
 log = logging.getLogger("workstack.files")
 
@@ -115,11 +128,15 @@ class FileJob:
         output_url: Root of the outputs; must not be, or lie inside, the input root.
         function: The workload's ``module:function``, called as ``function(input, output)``
             with two local :class:`~pathlib.Path` objects.
-        command: Instead of a function, a shell command template with ``{input}`` and
-            ``{output}``; its exit code 65 means bad input.
+        command: Instead of a function, a shell command template with ``{input}`` and either
+            ``{output}`` (the one file to write) or ``{output_dir}`` (an empty folder, for a
+            script that names its own outputs; published as a folder named after the input
+            without its extension); its exit code 65 means bad input.
         pattern: Glob on input keys (``*.csv``); None takes every file.
         suffix: Replaces the input's extension in the output key (``.parquet``).
         manifest_url: A frozen list of input keys (one per line) to use instead of listing.
+        workdir: Folder commands run in: the workload's folder (``/app`` in images, the
+            default there since it is the working directory).
     """
 
     input_url: str
@@ -129,29 +146,69 @@ class FileJob:
     pattern: str | None = None
     suffix: str | None = None
     manifest_url: str | None = None
+    workdir: str | None = None
 
     def __post_init__(self) -> None:
         if (self.function is None) == (self.command is None):
             raise JobError("give exactly one of function (module:function) or command")
-        if self.command is not None and "{input}" not in self.command:
-            raise JobError(
-                f"command {self.command!r} must contain {{input}} (and usually {{output}})"
-            )
+        if self.command is not None:
+            try:
+                check_template(
+                    self.command,
+                    key="command",
+                    allowed=COMMAND_PLACEHOLDERS,
+                    required=("input",),
+                    one_of=("output", "output_dir"),
+                )
+            except CommandError as error:
+                raise JobError(str(error)) from None
         if self.suffix is not None and not (self.suffix.startswith(".") and len(self.suffix) > 1):
             raise JobError(
                 f"suffix {self.suffix!r} is not allowed; expected an extension such as .parquet"
             )
+        if self.suffix is not None and self.writes_folder:
+            raise JobError(
+                f"suffix {self.suffix!r} is not allowed with {{output_dir}}: each input's "
+                "outputs go into a folder named after it (a/b.csv -> a/b/)"
+            )
         check_locations(self.input_url, self.output_url)
+
+    @property
+    def writes_folder(self) -> bool:
+        """Whether each input's output is a folder (a command with ``{output_dir}``)."""
+        return self.command is not None and "output_dir" in placeholders(self.command)
 
     def storages(self) -> tuple[Storage, Storage]:
         """The input and output storages."""
         return open_storage(self.input_url), open_storage(self.output_url)
 
     def output_key(self, key: str) -> str:
-        """Where the output of input ``key`` goes."""
+        """Where the output of input ``key`` goes (a folder for ``{output_dir}`` commands)."""
+        if self.writes_folder:
+            path = PurePosixPath(key)
+            # A file without an extension cannot keep its own name: the folder would be it.
+            return str(path.with_suffix("")) if path.suffix else f"{key}.out"
         if self.suffix is None:
             return key
         return str(PurePosixPath(key).with_suffix(self.suffix))
+
+    def check_outputs_distinct(self, keys: list[str]) -> None:
+        """Refuse inputs whose outputs would be the same: the second would be skipped as done.
+
+        That happens to ``a.csv`` and ``a.json`` with ``--suffix`` or ``{output_dir}``.
+
+        Raises:
+            JobError: Naming two such inputs and their output.
+        """
+        seen: dict[str, str] = {}
+        for key in keys:
+            target = self.output_key(key)
+            if target in seen:
+                raise JobError(
+                    f"inputs {seen[target]!r} and {key!r} would both write {target!r}; select "
+                    "one with --glob, or keep each input's extension (no --suffix)"
+                )
+            seen[target] = key
 
     def inputs(self) -> list[str]:
         """Every input key, sorted: from the manifest if there is one, else from a listing."""
@@ -167,26 +224,68 @@ class FileJob:
         return sorted(keys)
 
     def processor(self) -> Callable[[Path, Path], None]:
-        """The per-file callable: the workload function, or the command run in a shell."""
-        if self.function is not None:
-            return load_callable(self.function)
-        assert self.command is not None
-        template = self.command
+        """The per-file callable: the workload function, or the command run in a shell.
 
-        def run_command(source: Path, target: Path) -> None:
-            line = template.format(input=shlex.quote(str(source)), output=shlex.quote(str(target)))
-            # The template is the workload author's own command line, run as it would be typed.
-            completed = subprocess.run(
-                line, shell=True, check=False, capture_output=True, text=True
-            )
-            if completed.returncode == EXIT_BAD_INPUT:
-                raise BadInput(completed.stderr.strip() or f"command exited {EXIT_BAD_INPUT}")
-            if completed.returncode != 0:
+        Raises:
+            CallableError: The function cannot be imported.
+            JobError: The function cannot be called as ``function(input, output)``.
+        """
+        if self.function is not None:
+            function = load_callable(self.function)
+            _check_signature(self.function, function)
+            return function
+        assert self.command is not None
+        template, workdir = self.command, self.workdir
+        folder = self.writes_folder
+
+        def run(source: Path, target: Path) -> None:
+            values = {"input": str(source), "output": str(target), "output_dir": str(target)}
+            result = run_command(render(template, values), cwd=Path(workdir) if workdir else None)
+            if result.returncode == EXIT_BAD_INPUT:
+                raise BadInput(result.output or f"command exited {EXIT_BAD_INPUT}")
+            if result.returncode != 0:
+                raise RuntimeError(f"command exited {result.returncode}: {result.output[-500:]}")
+            if not folder and target.is_dir():
                 raise RuntimeError(
-                    f"command exited {completed.returncode}: {completed.stderr.strip()[-500:]}"
+                    "command wrote a folder at {output}; a script that writes several files "
+                    "should be given {output_dir} instead"
                 )
 
-        return run_command
+        return run
+
+
+def _check_signature(path: str, function: Callable[..., Any]) -> None:
+    """Refuse, before any file, a function that cannot take ``(input, output)``."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):  # builtins without a signature: let the call decide
+        return
+    try:
+        signature.bind(Path("input"), Path("output"))
+    except TypeError:
+        raise JobError(
+            f"function {path}{signature} cannot be called as function(input, output) with "
+            "two paths, which is how job-per-file calls it. For a script with a command line "
+            "(argparse, click), declare `command: python -m <module> {input} --out {output}` "
+            "in workload.yaml (or pass --command) instead of the function"
+        ) from None
+
+
+class _ExitError(RuntimeError):
+    """The workload function called ``sys.exit()`` with a failure status."""
+
+
+def _call(processor: Callable[[Path, Path], None], source: Path, target: Path) -> None:
+    """Run the processor on one file, turning ``sys.exit()`` into that file's outcome."""
+    try:
+        processor(source, target)
+    except SystemExit as stop:
+        code = stop.code
+        if code is None or code == 0:
+            return  # an argparse-style main() that ends with sys.exit(0) succeeded
+        if code == EXIT_BAD_INPUT:
+            raise BadInput(f"sys.exit({EXIT_BAD_INPUT})") from None
+        raise _ExitError(f"sys.exit({code!r})") from None
 
 
 def check_locations(input_url: str, output_url: str) -> None:
@@ -234,7 +333,7 @@ def process_file(
     """Run the workload on one input, unless its output already exists."""
     inputs, outputs = storages or job.storages()
     target = job.output_key(key)
-    if outputs.exists(target):
+    if outputs.has(target):
         return Outcome(key, Status.SKIPPED)
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
@@ -244,10 +343,12 @@ def process_file(
             # Listed (or in the manifest) but gone: no retry will bring it back.
             return Outcome(key, Status.BAD_INPUT, 0.0, str(error))
         try:
-            with outputs.staged(target) as staged:
-                processor(source, staged)
+            with outputs.staged(target, folder=job.writes_folder) as staged:
+                _call(processor, source, staged)
         except BadInput as error:
             return Outcome(key, Status.BAD_INPUT, time.perf_counter() - started, str(error))
+        except _ExitError as error:
+            return Outcome(key, Status.FAILED, time.perf_counter() - started, f"called {error}")
         except Exception as error:  # one file's failure must not stop the others
             message = f"{type(error).__name__}: {error}"
             return Outcome(key, Status.FAILED, time.perf_counter() - started, message)
@@ -265,7 +366,9 @@ def _report(outcome: Outcome, job: FileJob) -> None:
 
 def run_index(job: FileJob, *, index: int, shards: int) -> Summary:
     """Process this index's share of the inputs (what one pod of the Indexed Job does)."""
-    keys = shard(job.inputs(), index, shards)
+    every = job.inputs()
+    job.check_outputs_distinct(every)
+    keys = shard(every, index, shards)
     log.info("index %d of %d: %d files", index, shards, len(keys))
     processor, storages = job.processor(), job.storages()
     summary = Summary()
@@ -314,21 +417,41 @@ def run_local(
     if jobs < 1:
         raise JobError(f"jobs {jobs} is not allowed; expected 1 or more")
     keys = job.inputs()
+    job.check_outputs_distinct(keys)
     paths = list(import_paths)
     # Import once here too, so a bad function path fails before any worker starts.
     sys.path[:0] = [p for p in paths if p not in sys.path]
     job.processor()
     summary = Summary()
+
+    def record(outcome: Outcome) -> None:
+        summary.outcomes.append(outcome)
+        if outcome.status in (Status.BAD_INPUT, Status.FAILED):
+            _report(outcome, job)
+        if progress is not None:
+            progress(outcome, len(keys))
+
     context = concurrent.futures.ProcessPoolExecutor(
         max_workers=jobs, initializer=_start_worker, initargs=(job, paths)
     )
     with context as pool:
-        for outcome in pool.map(_work, keys, chunksize=max(1, len(keys) // (jobs * 8))):
-            summary.outcomes.append(outcome)
-            if outcome.status in (Status.BAD_INPUT, Status.FAILED):
-                _report(outcome, job)
-            if progress is not None:
-                progress(outcome, len(keys))
+        try:
+            for outcome in pool.map(_work, keys, chunksize=max(1, len(keys) // (jobs * 8))):
+                record(outcome)
+        except BrokenProcessPool:
+            # A worker died without a Python exception (os._exit, a crash, the OOM killer):
+            # the files not reported are failures; a rerun does them again.
+            done = {outcome.key for outcome in summary.outcomes}
+            for key in keys:
+                if key not in done:
+                    record(
+                        Outcome(
+                            key,
+                            Status.FAILED,
+                            message="a worker process died (os._exit, a crash or out of "
+                            "memory) while this file was queued or running",
+                        )
+                    )
     return summary
 
 

@@ -2,14 +2,18 @@
 
 Each pattern runs the way its pods would, scaled down to local processes:
 
-- job-per-file: every input through the entrypoint function, ``workers`` processes at once,
-  skipping inputs whose output exists (what each index of the Indexed Job does);
+- job-per-file: every input through the entrypoint function (or the workload's command),
+  ``workers`` processes at once, skipping inputs whose output exists (what each index of the
+  Indexed Job does);
 - queue-workers: the tasker here and ``workers`` worker processes on a RabbitMQ;
 - dask: the entrypoint (or a run config) on a local cluster of ``workers`` processes, its
   DataFrame written to the output folder;
-- pipeline: the steps in dependency order, skipping those that are up to date.
+- pipeline: the steps in dependency order, skipping those that are up to date;
+- command: the command once, its output folder published whole.
 
-Everything lands under one output folder, ``out/<workload name>`` by default.
+Commands run in the workload's folder with this interpreter first on ``PATH`` (as pods run
+them in ``/app`` with the image's virtualenv). Everything lands under one output folder,
+``out/<workload name>`` by default.
 """
 
 from __future__ import annotations
@@ -40,12 +44,16 @@ class LocalRun:
     Attributes:
         out: Folder every output goes under.
         workers: Processes: the file pool, Dask workers or queue workers.
-        input_url: job-per-file: the inputs; default the workload's ``data/`` folder.
+        input_url: job-per-file and command: the inputs; default the workload's ``data/``
+            folder.
         config: dask: a run config file (YAML or JSON); default the entrypoint with its
             default arguments.
-        force: pipeline: run every step, even those up to date.
+        force: pipeline: run every step, even those up to date; command: run again, replacing
+            an earlier run's outputs.
         broker_url: queue-workers: the RabbitMQ URL; default ``$WORKSTACK_BROKER_URL``, else
             ``amqp://127.0.0.1:5672``.
+        glob: job-per-file: only inputs whose key matches (``*.csv``).
+        suffix: job-per-file: the output's extension, replacing the input's (``.parquet``).
         progress: A progress bar (rich) on stderr; None: when stderr is a terminal.
     """
 
@@ -56,6 +64,8 @@ class LocalRun:
     force: bool = False
     broker_url: str | None = None
     progress: bool | None = None
+    glob: str | None = None
+    suffix: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.workers, int) or not 1 <= self.workers <= 256:
@@ -97,23 +107,27 @@ def run_workload(workload: Workload, run: LocalRun) -> LocalResult:
         "queue-workers": _run_queue,
         "dask": _run_dask,
         "pipeline": _run_pipeline,
+        "command": _run_command,
     }
     with _importable(workload.folder):
         return runners[pattern](workload, run)
 
 
 _OPTIONS = {
-    "input_url": ("--input", "job-per-file"),
-    "config": ("--config", "dask"),
-    "force": ("--force", "pipeline"),
+    "input_url": ("--input", ("job-per-file", "command")),
+    "config": ("--config", ("dask",)),
+    "force": ("--force", ("pipeline", "command")),
+    "glob": ("--glob", ("job-per-file",)),
+    "suffix": ("--suffix", ("job-per-file",)),
 }
 
 
 def _refuse_foreign_options(pattern: str, run: LocalRun) -> None:
-    for name, (option, owner) in _OPTIONS.items():
-        if getattr(run, name) not in (None, False) and pattern != owner:
+    for name, (option, owners) in _OPTIONS.items():
+        if getattr(run, name) not in (None, False) and pattern not in owners:
             raise LocalRunError(
-                f"{option} is for {owner} workloads; this workload's pattern is {pattern}"
+                f"{option} is for {' and '.join(owners)} workloads; this workload's pattern "
+                f"is {pattern}"
             )
 
 
@@ -121,7 +135,9 @@ def _refuse_foreign_options(pattern: str, run: LocalRun) -> None:
 def _importable(folder: Path) -> Iterator[None]:
     """Put the workload folder on ``sys.path`` and ``PYTHONPATH``, as ``/app`` is in images.
 
-    ``PYTHONPATH`` reaches the child processes (file pool, Dask workers, queue workers).
+    ``PYTHONPATH`` reaches the child processes (file pool, Dask workers, queue workers). The
+    workload's modules are forgotten afterwards, so the next workload run in this process
+    (``workstack demo``) imports its own ``tasks.py``, not a namesake's.
     """
     entry = str(folder)
     saved_path, saved_env = list(sys.path), os.environ.get("PYTHONPATH")
@@ -130,6 +146,10 @@ def _importable(folder: Path) -> Iterator[None]:
     try:
         yield
     finally:
+        for name, module in list(sys.modules.items()):
+            path = getattr(module, "__file__", None)
+            if path and Path(path).resolve().is_relative_to(folder):
+                del sys.modules[name]
         sys.path[:] = saved_path
         if saved_env is None:
             os.environ.pop("PYTHONPATH", None)
@@ -149,7 +169,16 @@ def _run_files(workload: Workload, run: LocalRun) -> LocalResult:
         raise LocalRunError(
             f"--input is needed: {workload.spec.name} has no data/ folder of sample inputs"
         )
-    job = FileJob(input_url=input_url, output_url=str(run.out), function=workload.spec.entrypoint)
+    spec = workload.spec
+    job = FileJob(
+        input_url=input_url,
+        output_url=str(run.out),
+        function=None if spec.is_command else spec.entrypoint,
+        command=spec.command,
+        workdir=str(workload.folder),
+        pattern=run.glob,
+        suffix=run.suffix,
+    )
     if not _use_progress(run.progress):
         summary = run_local(job, jobs=run.workers)
     else:
@@ -182,7 +211,13 @@ def _run_queue(workload: Workload, run: LocalRun) -> LocalResult:
 def _run_dask(workload: Workload, run: LocalRun) -> LocalResult:
     import dataclasses
 
-    from workstack.sdk.dask import DaskConfigError, parse_config, run_function
+    from workstack.sdk.dask import (
+        EXIT_OUTPUT_KEPT,
+        DaskConfigError,
+        OutputError,
+        parse_config,
+        run_function,
+    )
 
     raw: dict[str, Any] = {
         "run": {"function": workload.spec.entrypoint},
@@ -198,7 +233,10 @@ def _run_dask(workload: Workload, run: LocalRun) -> LocalResult:
         )
     name = PurePosixPath(parsed.output).name if parsed.output else f"{workload.spec.name}.csv"
     target = run.out / name
-    frame = run_function(dataclasses.replace(parsed, output=str(target)))
+    try:
+        frame = run_function(dataclasses.replace(parsed, output=str(target)))
+    except OutputError as error:
+        return LocalResult(EXIT_OUTPUT_KEPT, str(error), error.kept)
     return LocalResult(0, f"{len(frame)} rows from {parsed.function}", str(target))
 
 
@@ -217,10 +255,44 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 
 def _run_pipeline(workload: Workload, run: LocalRun) -> LocalResult:
-    from workstack.sdk.pipeline import load_pipeline, run_local
+    from workstack.sdk.pipeline import RunReport, StepError, load_pipeline, run_local
 
-    pipeline = load_pipeline(workload.spec.entrypoint)
+    pipeline = load_pipeline(workload.spec.entrypoint, folder=workload.folder)
     run.out.mkdir(parents=True, exist_ok=True)
-    report = run_local(pipeline, run.out, force=run.force)
+    report = RunReport()
+
+    def note(name: str, ran: bool) -> None:
+        (report.ran if ran else report.skipped).append(name)
+
+    try:
+        run_local(pipeline, run.out, force=run.force, workdir=workload.folder, on_step=note)
+    except StepError as error:
+        line = f"{len(report.ran)} step(s) ran, {len(report.skipped)} up to date, then {error}"
+        return LocalResult(1, line, str(run.out))
     line = f"{len(report.ran)} step(s) ran, {len(report.skipped)} up to date"
     return LocalResult(0, line, str(run.out))
+
+
+def _run_command(workload: Workload, run: LocalRun) -> LocalResult:
+    from workstack.sdk.commands import OnceRun, run_once
+
+    command = workload.spec.command
+    assert command is not None  # a command workload has one
+    input_url = run.input_url
+    if input_url is None and (workload.folder / "data").is_dir():
+        input_url = str(workload.folder / "data")
+    if input_url is None and "{inputs}" in command:
+        raise LocalRunError(
+            f"--input is needed: the command uses {{inputs}} and {workload.spec.name} has no "
+            "data/ folder of sample inputs"
+        )
+    result = run_once(
+        OnceRun(
+            command=command,
+            outputs_url=str(run.out),
+            inputs_url=input_url,
+            workdir=str(workload.folder),
+            force=run.force,
+        )
+    )
+    return LocalResult(result.exit_code, f"{result.status}: {result.message}", str(run.out))

@@ -4,11 +4,14 @@ Every workload image has ``ENTRYPOINT ["workstack", "pod"]``, so ``docker run IM
 (or a pod's ``args``) runs the workload the way its pattern does, with the entrypoint from
 ``workload.yaml`` filled in:
 
-- job-per-file: ``workstack files run --function <entrypoint> ARGS``;
+- job-per-file: ``workstack files run --function <entrypoint> ARGS`` (or ``--command
+  <command>`` when the workload is a command line);
 - queue-workers: ``workstack queue ARGS`` (``worker ...`` or ``tasker ...``; a tasker given
   neither ``--file`` nor ``--from`` publishes what the entrypoint returns);
 - dask: ``workstack dask run ARGS`` (a run config);
-- pipeline: ``workstack pipeline step --entrypoint <entrypoint> ARGS``.
+- pipeline: ``workstack pipeline step --entrypoint <entrypoint> ARGS`` (the entrypoint may be
+  a Ploomber ``pipeline.yaml``);
+- command: ``workstack command run --command <command> ARGS`` (``--inputs``, ``--outputs``).
 
 It replaces itself with that command, so signals (SIGTERM from Kubernetes) reach the
 workload directly.
@@ -44,7 +47,12 @@ def workload_here() -> WorkloadSpec:
 def command_for(spec: WorkloadSpec, args: Sequence[str]) -> list[str]:
     """The ``workstack`` arguments that run ``spec``'s pattern with ``args``."""
     if spec.pattern == "job-per-file":
+        if spec.command is not None:
+            return ["files", "run", "--command", spec.command, *args]
         return ["files", "run", "--function", spec.entrypoint, *args]
+    if spec.pattern == "command":
+        assert spec.command is not None  # WorkloadSpec requires it
+        return ["command", "run", "--command", spec.command, *args]
     if spec.pattern == "queue-workers":
         given = {arg.split("=", 1)[0] for arg in args}
         if args[:1] == ["tasker"] and not given & {"--from", "--file", "-f"}:

@@ -20,12 +20,14 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, Literal
 
-__all__ = ["Storage", "StorageError", "normalize_url", "open_storage"]
+__all__ = ["FOLDER_MARKER", "Storage", "StorageError", "normalize_url", "open_storage"]
 
 Protocol = Literal["file", "s3", "gcs"]
 _SCHEMES: dict[str, Protocol] = {"s3": "s3", "gs": "gcs", "gcs": "gcs", "file": "file"}
 _EXTRAS = {"s3": ("s3fs", "s3"), "gcs": ("gcsfs", "gcs")}
 _TEMP_SUFFIX = ".tmp"
+FOLDER_MARKER = ".workstack-complete"
+"""Uploaded last into a folder published to an object store: the folder is complete."""
 
 
 class StorageError(ValueError):
@@ -164,61 +166,99 @@ class Storage:
             self._fs.put_file(staged.name, self._native(key))
 
     @contextlib.contextmanager
-    def staged(self, key: str) -> Iterator[Path]:
+    def staged(self, key: str, *, folder: bool = False) -> Iterator[Path]:
         """A local path to write ``key`` to; it is published atomically when the block exits.
 
-        For code that writes files by path (pandas, command-line tools). Locally the path is a
-        hidden temp file beside the target, renamed over it; for object stores it is a local
-        temp file uploaded at the end. Nothing is published if the block raises, or if
-        nothing was written to the path.
+        For code that writes by path (pandas, command-line tools). The block writes a file at
+        the path, or creates a folder there and writes files into it (``folder=True``: the
+        path is an empty folder already). The path has the key's own name (tools that choose
+        a format by extension work), inside a hidden scratch folder beside the target that is
+        removed afterwards, whatever happens. Locally (NFS included) the result is renamed
+        over the target: a file in one rename; a folder replacing an older one in two (the
+        old one is moved aside first), never merged with it. For object stores the file, or
+        every file of the folder and then a completion marker, is uploaded at the end.
+        Nothing is published if the block raises, or if nothing was written.
 
         Raises:
-            FileNotFoundError: The block finished without creating the file.
+            FileNotFoundError: The block finished without writing a file (or any file into
+                the folder).
         """
         _check_key(key)
         if self.protocol == "file":
             target = Path(self._native(key))
             target.parent.mkdir(parents=True, exist_ok=True)
-            temp = target.with_name(f".{target.name}.{uuid.uuid4().hex}{_TEMP_SUFFIX}")
+            scratch = target.with_name(f".{target.name}.{uuid.uuid4().hex}{_TEMP_SUFFIX}")
+            scratch.mkdir()
             try:
+                temp = scratch / target.name
+                if folder:
+                    temp.mkdir()
                 yield temp
-                if not temp.is_file():
-                    raise FileNotFoundError(f"nothing was written for {self.path(key)}")
-                with temp.open("rb+") as handle:
-                    os.fsync(handle.fileno())
+                _require_written(temp, self.path(key))
+                _sync(temp)
+                if target.exists() or target.is_symlink():
+                    # Replacing: move the old one aside (it is removed with the scratch folder).
+                    os.replace(target, scratch / f".old-{target.name}")
                 os.replace(temp, target)
             finally:
-                temp.unlink(missing_ok=True)
+                shutil.rmtree(scratch, ignore_errors=True)
             return
-        with tempfile.TemporaryDirectory() as folder:
-            temp = Path(folder) / PurePosixPath(key).name
+        with tempfile.TemporaryDirectory() as scratch_name:
+            temp = Path(scratch_name) / PurePosixPath(key).name
+            if folder:
+                temp.mkdir()
             yield temp
-            if not temp.is_file():
-                raise FileNotFoundError(f"nothing was written for {self.path(key)}")
-            self._fs.put_file(str(temp), self._native(key))
+            _require_written(temp, self.path(key))
+            if temp.is_file():
+                self._fs.put_file(str(temp), self._native(key))
+                return
+            for path in sorted(p for p in temp.rglob("*") if p.is_file()):
+                relative = path.relative_to(temp).as_posix()
+                self._fs.put_file(str(path), f"{self._native(key)}/{relative}")
+            # Written last: a folder without it is an interrupted upload, not an output.
+            self._fs.pipe_file(f"{self._native(key)}/{FOLDER_MARKER}", b"")
+
+    def has(self, key: str) -> bool:
+        """Whether a complete file, or a complete folder from :meth:`staged`, is at ``key``.
+
+        That is what a finished output looks like, whichever of the two it is.
+        """
+        _check_key(key)
+        if self.protocol == "file":
+            path = Path(self._native(key))
+            return path.is_file() or (path.is_dir() and any(path.iterdir()))
+        native = self._native(key)
+        return bool(self._fs.isfile(native) or self._fs.isfile(f"{native}/{FOLDER_MARKER}"))
 
     @contextlib.contextmanager
     def fetched(self, key: str) -> Iterator[Path]:
-        """A local path holding ``key`` for the duration of the block.
+        """A local path holding ``key`` (a file, or a folder of files) for the block.
 
-        Local files (NFS included) are used in place; objects are downloaded to a temp file
-        that is removed afterwards.
+        Local files and folders (NFS included) are used in place; objects are downloaded to a
+        temp file or folder that is removed afterwards.
 
         Raises:
             FileNotFoundError: Naming the full URL of the missing file.
         """
+        _check_key(key)
         if self.protocol == "file":
             path = Path(self._native(key))
-            if not path.is_file():
+            if not path.exists():
                 raise FileNotFoundError(f"{self.path(key)}: no such file")
             yield path
             return
         with tempfile.TemporaryDirectory() as folder:
             local = Path(folder) / PurePosixPath(key).name
-            try:
-                self._fs.get_file(self._native(key), str(local))
-            except FileNotFoundError:
-                raise FileNotFoundError(f"{self.path(key)}: no such file") from None
+            native = self._native(key)
+            if self._fs.isfile(native):
+                self._fs.get_file(native, str(local))
+            else:
+                keys = self.child(key).list()
+                if not keys:
+                    raise FileNotFoundError(f"{self.path(key)}: no such file")
+                for relative in keys:
+                    (local / relative).parent.mkdir(parents=True, exist_ok=True)
+                    self._fs.get_file(f"{native}/{relative}", str(local / relative))
             yield local
 
     def write_bytes(self, key: str, data: bytes) -> None:
@@ -241,6 +281,24 @@ class Storage:
             Path(self._native(key)).unlink(missing_ok=True)
         elif self._fs.exists(self._native(key)):
             self._fs.rm_file(self._native(key))
+
+
+def _require_written(path: Path, url: str) -> None:
+    if path.is_file():
+        return
+    if path.is_dir():
+        if any(p.is_file() for p in path.rglob("*")):
+            return
+        raise FileNotFoundError(f"nothing was written into the folder for {url}")
+    raise FileNotFoundError(f"nothing was written for {url}")
+
+
+def _sync(path: Path) -> None:
+    """Flush a file, or every file of a folder, to disk before it is renamed into place."""
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    for file in files:
+        with file.open("rb+") as handle:
+            os.fsync(handle.fileno())
 
 
 def _filesystem(protocol: str, endpoint_url: str | None) -> Any:

@@ -4,9 +4,13 @@ A workload is a folder of Python code with a ``workload.yaml`` that says what it
 docs/workloads.md)::
 
     name: csv-clean                 # DNS-1123 label
-    pattern: job-per-file           # job-per-file | queue-workers | dask | pipeline
+    pattern: job-per-file           # job-per-file | queue-workers | dask | pipeline | command
     entrypoint: csv_clean:process   # module:callable, imported with the folder on sys.path
     extras: []                      # workstack runtime extras: queue, dask, s3, gcs
+
+or, for a script with a command line, ``command: python -m clc.preprocess {input} --out
+{output}`` instead of ``entrypoint`` (job-per-file and command workloads); a pipeline's
+entrypoint may also be a Ploomber ``pipeline.yaml`` in the folder.
 
 and its dependencies in ``requirements.txt`` or, failing that, the ``[project] dependencies``
 of a ``pyproject.toml``. :func:`load_workload` checks all of it before anything is built or
@@ -33,8 +37,10 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 __all__ = [
+    "COMMAND_PATTERNS",
     "EXTRAS",
     "PATTERNS",
+    "PLACEHOLDERS",
     "WORKLOAD_FILE",
     "Workload",
     "WorkloadError",
@@ -45,7 +51,14 @@ __all__ = [
 ]
 
 WORKLOAD_FILE = "workload.yaml"
-PATTERNS = ("job-per-file", "queue-workers", "dask", "pipeline")
+PATTERNS = ("job-per-file", "queue-workers", "dask", "pipeline", "command")
+COMMAND_PATTERNS = ("job-per-file", "command")
+"""Patterns whose workload may be a command line instead of a ``module:callable``."""
+PLACEHOLDERS = {
+    "job-per-file": ("input", "output", "output_dir"),
+    "command": ("inputs", "outputs"),
+}
+"""The placeholders a ``command`` may use, per pattern."""
 EXTRAS = ("queue", "dask", "s3", "gcs")
 REQUIREMENTS_FILE = "requirements.txt"
 PYPROJECT_FILE = "pyproject.toml"
@@ -53,10 +66,11 @@ PYPROJECT_FILE = "pyproject.toml"
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DOTTED = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
 _ENTRYPOINT = re.compile(rf"^(?P<module>{_DOTTED}):(?P<attribute>{_DOTTED})$")
+_SPEC_SUFFIXES = (".yaml", ".yml")
 # pip's rule: '#' starts a comment at the start of a line or after whitespace.
 _COMMENT = re.compile(r"(^|\s+)#.*$")
 _INCLUDE = re.compile(r"^(?:-r|--requirement)(?:\s*=\s*|\s+)(?P<path>\S+)$")
-_KEYS = ("name", "pattern", "entrypoint", "extras")
+_KEYS = ("name", "pattern", "entrypoint", "command", "extras")
 _RUNTIME = "workstack"
 
 
@@ -86,16 +100,22 @@ class WorkloadSpec:
 
     Attributes:
         name: DNS-1123 label; names the image and the Kubernetes objects.
-        pattern: How the workload runs: ``job-per-file``, ``queue-workers``, ``dask`` or
-            ``pipeline``.
-        entrypoint: ``module:callable``, imported with the workload folder on ``sys.path``.
+        pattern: How the workload runs: ``job-per-file``, ``queue-workers``, ``dask``,
+            ``pipeline`` or ``command``.
+        entrypoint: ``module:callable``, imported with the workload folder on ``sys.path``;
+            for a pipeline, also a Ploomber ``pipeline.yaml`` in the folder. Empty when the
+            workload is a ``command``.
+        command: A command line run with ``/bin/sh`` in the workload folder, instead of an
+            entrypoint (job-per-file: ``{input}`` and ``{output}`` or ``{output_dir}``;
+            command: ``{inputs}`` and ``{outputs}``, both optional).
         extras: workstack runtime extras the image installs (``queue``, ``dask``, ``s3``,
             ``gcs``), in the order given, without repeats.
     """
 
     name: str
     pattern: str
-    entrypoint: str
+    entrypoint: str = ""
+    command: str | None = None
     extras: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
@@ -112,12 +132,7 @@ class WorkloadSpec:
             )
         if self.pattern not in PATTERNS:
             raise WorkloadError("pattern", self.pattern, "allowed: " + ", ".join(PATTERNS))
-        if not isinstance(self.entrypoint, str) or not _ENTRYPOINT.match(self.entrypoint):
-            raise WorkloadError(
-                "entrypoint",
-                self.entrypoint,
-                "expected module:callable, such as csv_clean:process",
-            )
+        self._check_entrypoint()
         if not isinstance(self.extras, tuple | list):
             raise WorkloadError("extras", self.extras, "expected a list of: " + ", ".join(EXTRAS))
         for extra in self.extras:
@@ -126,6 +141,63 @@ class WorkloadSpec:
         if len(set(self.extras)) != len(self.extras):
             raise WorkloadError("extras", list(self.extras), "list each extra once")
         object.__setattr__(self, "extras", tuple(self.extras))
+
+    def _check_entrypoint(self) -> None:
+        given_command = self.command is not None
+        given_entrypoint = self.entrypoint not in ("", None)
+        if given_command and self.pattern not in COMMAND_PATTERNS:
+            raise WorkloadError(
+                "command",
+                self.command,
+                f"a {self.pattern} workload needs an entrypoint (module:callable); command is "
+                "for " + " and ".join(COMMAND_PATTERNS) + " workloads",
+            )
+        if given_command and given_entrypoint:
+            raise WorkloadError("command", self.command, "give entrypoint or command, not both")
+        if self.pattern == "command" and not given_command:
+            raise WorkloadError(
+                "command",
+                None,
+                "required for a command workload, e.g. 'python train.py --data {inputs} "
+                "--out {outputs}'",
+            )
+        if given_command:
+            _check_command(self.pattern, self.command)
+            return
+        if not given_entrypoint:
+            allowed = "required: module:callable, such as csv_clean:process"
+            if self.pattern == "job-per-file":
+                allowed += ", or a command instead ('python -m pkg.script {input} --out {output}')"
+            raise WorkloadError("entrypoint", None, allowed)
+        if (
+            self.pattern == "pipeline"
+            and isinstance(self.entrypoint, str)
+            and self.entrypoint.endswith(_SPEC_SUFFIXES)
+        ):
+            parts = Path(self.entrypoint).parts
+            if Path(self.entrypoint).is_absolute() or ".." in parts:
+                raise WorkloadError(
+                    "entrypoint",
+                    self.entrypoint,
+                    "a pipeline spec must be a path inside the workload folder, such as "
+                    "pipeline.yaml",
+                )
+            return
+        if not isinstance(self.entrypoint, str) or not _ENTRYPOINT.match(self.entrypoint):
+            allowed = "expected module:callable, such as csv_clean:process"
+            if self.pattern == "pipeline":
+                allowed += ", or a Ploomber pipeline.yaml in the workload folder"
+            raise WorkloadError("entrypoint", self.entrypoint, allowed)
+
+    @property
+    def is_command(self) -> bool:
+        """Whether the workload is a command line rather than a ``module:callable``."""
+        return self.command is not None
+
+    @property
+    def is_pipeline_spec(self) -> bool:
+        """Whether the entrypoint is a Ploomber ``pipeline.yaml`` rather than a builder."""
+        return self.pattern == "pipeline" and self.entrypoint.endswith(_SPEC_SUFFIXES)
 
     @property
     def module(self) -> str:
@@ -200,22 +272,54 @@ def _read_spec(path: Path) -> WorkloadSpec:
     for key in document:
         if key not in _KEYS:
             raise WorkloadError(str(key), document[key], "allowed keys: " + ", ".join(_KEYS), path)
-    for key in ("name", "pattern", "entrypoint"):
+    for key in ("name", "pattern"):
         if document.get(key) is None:
             raise WorkloadError(key, None, "required", path)
     extras = document.get("extras")
+    entrypoint = document.get("entrypoint")
     try:
         return WorkloadSpec(
             name=document["name"],
             pattern=document["pattern"],
-            entrypoint=document["entrypoint"],
+            entrypoint="" if entrypoint is None else entrypoint,
+            command=document.get("command"),
             extras=() if extras is None else extras,
         )
     except WorkloadError as error:
         raise WorkloadError(error.key, error.value, error.allowed, path) from None
 
 
+def _check_command(pattern: str, command: object) -> None:
+    from workstack.sdk.commands import CommandError, check_template
+
+    allowed = PLACEHOLDERS[pattern]
+    try:
+        if pattern == "job-per-file":
+            check_template(
+                command,
+                key="command",
+                allowed=allowed,
+                required=("input",),
+                one_of=("output", "output_dir"),
+            )
+        else:
+            check_template(command, key="command", allowed=allowed)
+    except CommandError as error:
+        raise WorkloadError("command", command, error.rule) from None
+
+
 def _check_module_exists(root: Path, spec: WorkloadSpec) -> None:
+    if spec.is_command:
+        return
+    if spec.is_pipeline_spec:
+        if not (root / spec.entrypoint).is_file():
+            raise WorkloadError(
+                "entrypoint",
+                spec.entrypoint,
+                f"no such file in the workload folder ({root / spec.entrypoint})",
+                root / WORKLOAD_FILE,
+            )
+        return
     relative = Path(*spec.module.split("."))
     candidates = (root / f"{relative}.py", root / relative / "__init__.py")
     # A folder without __init__.py is a namespace package; that imports too.
@@ -375,10 +479,26 @@ def _pyproject_dependencies(path: Path) -> tuple[str, ...]:
 def load_entrypoint(workload: Workload) -> Callable[..., Any]:
     """Import the workload's entrypoint callable, with the workload folder on ``sys.path``.
 
+    For a Ploomber ``pipeline.yaml`` it is the callable that reads it into a Pipeline.
+
     Raises:
-        WorkloadError: The attribute is missing or is not callable.
+        WorkloadError: The attribute is missing or is not callable, or the workload is a
+            command (it has no callable: its command line is run).
         ImportError: The module (or one of its imports) cannot be imported.
     """
+    if workload.spec.is_command:
+        raise WorkloadError(
+            "entrypoint",
+            None,
+            f"{workload.spec.name} is a command workload: its command is run, not imported",
+            workload.folder / WORKLOAD_FILE,
+        )
+    if workload.spec.is_pipeline_spec:
+        import functools
+
+        from workstack.sdk.pipeline import load_pipeline
+
+        return functools.partial(load_pipeline, workload.spec.entrypoint, folder=workload.folder)
     folder = str(workload.folder)
     if folder not in sys.path:
         sys.path.insert(0, folder)

@@ -89,7 +89,8 @@ BAD = [
         {"workloads": '["csv-clean", "fraud-detect"]'},
         [
             "workstack:workloads: 'fraud-detect'",
-            "known workloads: csv-clean, dask-bench, ml-basic, simulations",
+            "known workloads: clc-preprocess, csv-clean, dask-bench, experiment, ml-basic, "
+            "ml-ploomber, simulations",
         ],
     ),
     ({"workloads": '["csv-clean", "csv-clean"]'}, ["list each workload once"]),

@@ -190,3 +190,92 @@ def test_the_command_refuses_credentials_with_exit_2(tmp_path: Path) -> None:
     )
     assert completed.returncode == 2
     assert "output.key: credentials are refused" in completed.stderr
+
+
+SEED = ROOT / "workloads" / "dask-bench" / "deepecho.yaml"
+
+
+def dask_run(config_file: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [BIN / "workstack", "dask", "run", str(config_file), *args],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(BENCH)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_the_seeds_config_runs_locally_as_it_is(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [BIN / "workstack", "run", str(BENCH), "--local", "--config", str(SEED)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    frame = pd.read_csv(tmp_path / "out" / "dask-bench" / "deepecho-bench.csv")
+    assert len(frame) == 8, "4 datasets x the 2 models of the config"
+    assert "ran no task" not in done.stderr, "the benchmark computes on the cluster"
+
+
+def test_a_typo_in_args_is_refused_before_any_cluster(tmp_path: Path) -> None:
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text(
+        "run: {function: bench.run_benchmark, args: {datasets: 2, moels: [mean]}}\n"
+        "dask_cluster: {workers: 4}\n"
+    )
+    # Nothing listens on the address: reaching for a scheduler would fail differently.
+    done = dask_run(config_file, "--address", f"tcp://127.0.0.1:{_free_port()}", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "run.args.moels: ['mean'] is not allowed; bench.run_benchmark(" in done.stderr
+    assert "takes: datasets, models, rows, seed, delay" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_failed_write_keeps_the_dataframe_and_says_where(
+    s3_server: S3Server, tmp_path: Path
+) -> None:
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text(
+        "run: {function: bench.run_benchmark, args: {datasets: 2, models: [mean]}}\n"
+        "dask_cluster: {workers: 1}\n"
+        f"output: {{path: results/r.csv, bucket: missing-{uuid.uuid4().hex[:8]}}}\n"
+    )
+    done = dask_run(config_file, cwd=tmp_path)
+    assert done.returncode == 74, done.stdout + done.stderr
+    kept = list((tmp_path / "workstack-rescued").glob("r-*.csv"))
+    assert len(kept) == 1
+    assert f"the DataFrame (2 rows) is kept at {kept[0]}" in done.stderr
+    assert len(pd.read_csv(kept[0])) == 2
+
+
+def test_a_cluster_the_function_does_not_use_is_pointed_out(tmp_path: Path) -> None:
+    (tmp_path / "plain.py").write_text(
+        "import pandas as pd\n\ndef table(rows=3):\n    return pd.DataFrame({'n': range(rows)})\n"
+    )
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text(
+        "run: {function: 'plain:table'}\ndask_cluster: {workers: 2}\n"
+        f"output: {{path: '{tmp_path / 'out.csv'}'}}\n"
+    )
+    done = subprocess.run(
+        [BIN / "workstack", "dask", "run", str(config_file)],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "plain:table ran no task on it: it computed in the client process" in done.stderr
+    assert len(pd.read_csv(tmp_path / "out.csv")) == 3
+
+
+def test_too_few_workers_on_a_scheduler_are_reported(
+    dask_processes: DaskProcesses, tmp_path: Path
+) -> None:
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text(
+        "run: {function: bench.run_benchmark, args: {datasets: 1, models: [mean]}}\n"
+        f"dask_cluster: {{workers: 4, address: '{dask_processes.address}'}}\n"
+    )
+    done = dask_run(config_file, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "dask_cluster.workers asks for 4 workers; the scheduler has 2" in done.stderr

@@ -97,9 +97,12 @@ def test_pipeline_runs_what_is_out_of_date(tmp_path: Path) -> None:
     [
         (
             ["workloads/dask-bench", "--local", "--input", "x"],
-            "--input is for job-per-file workloads",
+            "--input is for job-per-file and command workloads",
         ),
-        (["workloads/csv-clean", "--local", "--force"], "--force is for pipeline workloads"),
+        (
+            ["workloads/csv-clean", "--local", "--force"],
+            "--force is for pipeline and command workloads",
+        ),
         (["workloads/csv-clean"], "only `workstack run WORKLOAD_DIR --local` runs here"),
         (
             ["workloads/nothing-here", "--local"],
@@ -127,27 +130,82 @@ def test_an_unreachable_broker_fails_with_its_own_status(tmp_path: Path) -> None
     assert "127.0.0.1:9" in done.stderr
 
 
-def test_the_demo_runs_every_example_and_checks_the_stack(
+def _clone(target: Path) -> Path:
+    """The repository's tracked files, as a user's clone has them."""
+    files = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
+    ).stdout.split(b"\0")
+    for name in filter(None, files):
+        source = ROOT / name.decode()
+        if source.is_file():
+            (target / name.decode()).parent.mkdir(parents=True, exist_ok=True)
+            (target / name.decode()).write_bytes(source.read_bytes())
+    return target
+
+
+def test_the_demo_runs_every_example_leaves_the_users_own_and_checks_the_stack(
     rabbitmq: LocalBroker, tmp_path: Path
 ) -> None:
+    clone = _clone(tmp_path / "clone")
+    (clone / "workloads" / "mine").mkdir()
+    (clone / "workloads" / "mine" / "workload.yaml").write_text("name: Mine\npattern: cron\n")
     done = workstack(
         "demo",
         "--out",
         "demo-out",
         "--project",
-        str(ROOT),
+        str(clone),
         cwd=tmp_path,
         env={"WORKSTACK_BROKER_URL": rabbitmq.url},
     )
     assert done.returncode == 0, done.stdout + done.stderr
     for name, pattern in [
+        ("clc-preprocess", "job-per-file"),
         ("csv-clean", "job-per-file"),
         ("dask-bench", "dask"),
+        ("experiment", "command"),
         ("ml-basic", "pipeline"),
+        ("ml-ploomber", "pipeline"),
         ("simulations", "queue-workers"),
     ]:
         assert f"ok {name} ({pattern}," in done.stdout
         assert (tmp_path / "demo-out" / name).is_dir()
+    assert "skipped mine: not one of workstack's examples" in done.stdout
     assert "schema check: 0 errors" in done.stdout
     summary = tmp_path / "demo-out" / "simulations" / "outputs" / "summary" / "summary.json"
     assert json.loads(summary.read_text())["simulations"] == 12
+    assert (tmp_path / "demo-out" / "ml-ploomber" / "output" / "nb.html").is_file()
+    assert json.loads((tmp_path / "demo-out" / "experiment" / "metrics.json").read_text()) == {
+        "series": 2,
+        "mean_slope": 1.265,
+    }
+
+
+def test_with_all_the_users_workloads_run_and_each_failure_says_why(tmp_path: Path) -> None:
+    from contextlib import nullcontext
+
+    from workstack.demo import DemoStep, run_examples
+
+    workloads = tmp_path / "workloads"
+    (workloads / "broken").mkdir(parents=True)
+    (workloads / "broken" / "workload.yaml").write_text("name: broken\npattern: cron\n")
+    (workloads / "fails").mkdir()
+    (workloads / "fails" / "workload.yaml").write_text(
+        "name: fails\npattern: command\ncommand: python -c 'raise SystemExit(3)'\n"
+    )
+    seen: list[DemoStep] = []
+    quiet = run_examples(
+        workloads, tmp_path / "out", workers=1, broker_url=lambda: nullcontext(""),
+        on_step=seen.append,
+    )  # fmt: skip
+    assert [(s.name, s.skipped, s.ok) for s in quiet] == [
+        ("broken", True, True),
+        ("fails", True, True),
+    ]
+    loud = run_examples(
+        workloads, tmp_path / "out", workers=1, broker_url=lambda: nullcontext(""),
+        on_step=seen.append, everything=True,
+    )  # fmt: skip
+    assert [(s.name, s.ok) for s in loud] == [("broken", False), ("fails", False)]
+    assert "pattern: 'cron' is not allowed; allowed: job-per-file" in loud[0].summary
+    assert loud[1].summary == "failed: command exited 3; no outputs were published"

@@ -29,7 +29,9 @@ def test_the_seed_shape_is_accepted_with_its_meanings() -> None:
         threads=2,
         memory="4G",
         output="s3://my-s3-bucket/results/my_results.csv",
+        workers_given=True,
     )
+    assert parse_config({"run": {"function": "m:f"}}).workers_given is False
 
 
 def test_a_worker_range_means_adaptive() -> None:

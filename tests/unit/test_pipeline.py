@@ -83,7 +83,7 @@ def test_two_writers_of_one_output_are_named() -> None:
         ),
         (lambda: Pipeline(name="p", steps=()), "has no steps"),
         (lambda: Step(name="Fit_Model", function="t:f"), "step name 'Fit_Model' is not allowed"),
-        (lambda: Step(name="fit"), "exactly one of function or command"),
+        (lambda: Step(name="fit"), "exactly one of function, command or script"),
         (
             lambda: Step(name="fit", function="t:f", outputs={"m": "/abs/model.json"}),
             "must be a relative path",

@@ -36,3 +36,21 @@ def test_a_tasker_publishes_the_entrypoints_tasks_unless_told_otherwise() -> Non
     ]  # fmt: skip
     for given in (["--file", "jobs.txt"], ["-f", "jobs.txt"], ["--from=other:stages"]):
         assert command_for(queue, ["tasker", *given]) == ["queue", "tasker", *given]
+
+
+def test_a_command_workload_passes_its_command_line() -> None:
+    script = WorkloadSpec(
+        name="w", pattern="job-per-file", command="python -m clc.preprocess {input} --out {output}"
+    )
+    assert command_for(script, ["--shards", "2"]) == [
+        "files", "run", "--command", "python -m clc.preprocess {input} --out {output}",
+        "--shards", "2",
+    ]  # fmt: skip
+    once = WorkloadSpec(name="w", pattern="command", command="python train.py {outputs}")
+    assert command_for(once, ["--outputs", "/data/w/outputs"]) == [
+        "command", "run", "--command", "python train.py {outputs}", "--outputs", "/data/w/outputs",
+    ]  # fmt: skip
+    spec_pipeline = WorkloadSpec(name="w", pattern="pipeline", entrypoint="pipeline.yaml")
+    assert command_for(spec_pipeline, ["--step", "get"])[:4] == [
+        "pipeline", "step", "--entrypoint", "pipeline.yaml",
+    ]  # fmt: skip

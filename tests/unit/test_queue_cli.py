@@ -73,7 +73,7 @@ def test_run_needs_local(tmp_path: Path) -> None:
         (None, "workload.yaml: (missing) is not allowed; every workload folder needs one"),
         (
             "name: x\npattern: queue-workers\nentrypoint: m:f\nreplicas: 3\n",
-            "replicas: 3 is not allowed; allowed keys: name, pattern, entrypoint, extras",
+            "replicas: 3 is not allowed; allowed keys: name, pattern, entrypoint, command, extras",
         ),
         ("name: X_1\npattern: queue-workers\nentrypoint: m:f\n", "name: 'X_1' is not allowed"),
         (

@@ -59,7 +59,7 @@ def test_the_fixture_loads() -> None:
 
 
 def test_allowed_values_are_pinned() -> None:
-    assert PATTERNS == ("job-per-file", "queue-workers", "dask", "pipeline")
+    assert PATTERNS == ("job-per-file", "queue-workers", "dask", "pipeline", "command")
     assert EXTRAS == ("queue", "dask", "s3", "gcs")
 
 
@@ -68,14 +68,22 @@ def test_allowed_values_are_pinned() -> None:
     [
         ({"name": "CSV_clean"}, "name", "DNS-1123 label"),
         ({"name": "a" * 64}, "name", "at most 63 characters"),
-        ({"pattern": "cron"}, "pattern", "allowed: job-per-file, queue-workers, dask, pipeline"),
+        (
+            {"pattern": "cron"},
+            "pattern",
+            "allowed: job-per-file, queue-workers, dask, pipeline, command",
+        ),
         ({"entrypoint": "csv_clean.process"}, "entrypoint", "expected module:callable"),
         ({"entrypoint": "csv-clean:process"}, "entrypoint", "expected module:callable"),
         ({"entrypoint": "missing:process"}, "entrypoint", "module missing is not in the"),
         ({"extras": "[s3, deploy]"}, "extras", "allowed: queue, dask, s3, gcs"),
         ({"extras": "[s3, s3]"}, "extras", "list each extra once"),
         ({"extras": "s3"}, "extras", "expected a list"),
-        ({"schedule": "daily"}, "schedule", "allowed keys: name, pattern, entrypoint, extras"),
+        (
+            {"schedule": "daily"},
+            "schedule",
+            "allowed keys: name, pattern, entrypoint, command, extras",
+        ),
     ],
 )
 def test_bad_values_name_the_key_and_what_is_allowed(
@@ -263,3 +271,102 @@ def test_load_entrypoint_checks_the_attribute(
     (folder / "entry_probe.py").write_text(source)
     with pytest.raises(WorkloadError, match=allowed):
         load_entrypoint(load_workload(folder))
+
+
+COMMAND_CASES = [
+    # (pattern, entrypoint, command, key, allowed)
+    (
+        "job-per-file",
+        None,
+        "python -m clc.preprocess {input}",
+        "command",
+        "exactly one of {output} or {output_dir}",
+    ),
+    (
+        "job-per-file",
+        None,
+        "python -m clc.preprocess --out {output}",
+        "command",
+        "must contain {input}",
+    ),
+    (
+        "job-per-file",
+        None,
+        "tool {input} {output} {outptu}",
+        "command",
+        "{outptu} is not a placeholder; allowed: {input}, {output}, {output_dir}",
+    ),
+    (
+        "job-per-file",
+        None,
+        "tool {input} {output} {output_dir}",
+        "command",
+        "exactly one of {output} or {output_dir}",
+    ),
+    (
+        "job-per-file",
+        "csv_clean:process",
+        "tool {input} {output}",
+        "command",
+        "give entrypoint or command, not both",
+    ),
+    ("job-per-file", None, "", "command", "expected a command line"),
+    ("dask", None, "python bench.py", "command", "a dask workload needs an entrypoint"),
+    ("queue-workers", None, "python w.py", "command", "command is for job-per-file and command"),
+    ("command", None, None, "command", "required for a command workload"),
+    ("command", "csv_clean:process", None, "command", "required for a command workload"),
+    (
+        "command",
+        None,
+        "python train.py {input}",
+        "command",
+        "{input} is not a placeholder; allowed: {inputs}, {outputs}",
+    ),
+    ("job-per-file", None, None, "entrypoint", "or a command instead"),
+    ("pipeline", "pipeline.yml", None, "entrypoint", "no such file in the workload folder"),
+    ("pipeline", "../pipeline.yaml", None, "entrypoint", "a path inside the workload folder"),
+    ("pipeline", "pipeline.toml", None, "entrypoint", "or a Ploomber pipeline.yaml"),
+]
+
+
+@pytest.mark.parametrize(("pattern", "entrypoint", "command", "key", "allowed"), COMMAND_CASES)
+def test_commands_and_pipeline_specs_are_checked_per_pattern(
+    tmp_path: Path,
+    pattern: str,
+    entrypoint: str | None,
+    command: str | None,
+    key: str,
+    allowed: str,
+) -> None:
+    lines = ["name: w\n", f"pattern: {pattern}\n"]
+    if entrypoint is not None:
+        lines.append(f"entrypoint: {entrypoint}\n")
+    if command is not None:
+        lines.append(f"command: {command!r}\n")
+    folder = make_workload(tmp_path / "w", yaml_text="".join(lines))
+    with pytest.raises(WorkloadError) as caught:
+        load_workload(folder)
+    assert caught.value.key == key
+    assert allowed in str(caught.value), str(caught.value)
+
+
+def test_a_script_workload_and_a_ploomber_pipeline_load(tmp_path: Path) -> None:
+    script = make_workload(
+        tmp_path / "clc",
+        yaml_text="name: clc\npattern: job-per-file\n"
+        "command: python -m clc.preprocess {input} --out-dir {output_dir}  # ${HOME} stays\n",
+    )
+    spec = load_workload(script).spec
+    assert spec.is_command
+    assert spec.entrypoint == ""
+    assert spec.command == "python -m clc.preprocess {input} --out-dir {output_dir}"
+    experiment = make_workload(
+        tmp_path / "exp",
+        yaml_text="name: exp\npattern: command\ncommand: python train.py --out {outputs}\n",
+    )
+    assert load_workload(experiment).spec.command == "python train.py --out {outputs}"
+    pipeline = make_workload(
+        tmp_path / "p", yaml_text="name: p\npattern: pipeline\nentrypoint: pipeline.yaml\n"
+    )
+    (pipeline / "pipeline.yaml").write_text("tasks: []\n")
+    assert load_workload(pipeline).spec.is_pipeline_spec

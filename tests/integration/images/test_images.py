@@ -29,12 +29,16 @@ pytestmark = pytest.mark.integration
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "workloads" / "word-count"
 
 # Imports the entrypoint the way the in-pod runtime will (workload.yaml from the image's
-# WORKSTACK_WORKLOAD, code on PYTHONPATH), then reports on the container and the call.
+# WORKSTACK_WORKLOAD, code on PYTHONPATH), then reports on the container and the call. A
+# command workload's program must be found on PATH instead.
 PROBE = """
-import json, os, sys
+import json, os, shlex, shutil, sys
 from workstack.sdk.workload import load_entrypoint, load_workload
 workload = load_workload(os.path.dirname(os.environ["WORKSTACK_WORKLOAD"]))
-function = load_entrypoint(workload)
+if workload.spec.is_command:  # a command line: its program must be on the image's PATH
+    function = shutil.which(shlex.split(workload.spec.command)[0]) and (lambda *args: None)
+else:
+    function = load_entrypoint(workload)
 try:
     open("/app/written", "w")
     app_writable = True

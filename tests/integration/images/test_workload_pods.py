@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,70 @@ def test_simulations_run_as_a_tasker_pod_and_worker_pods(
     summary = json.loads((results / "outputs" / "summary" / "summary.json").read_text())
     assert summary["simulations"] == 12
     assert len(list((results / "results").glob("*.json"))) == 14, "prepare, 12 runs, summary"
+
+
+def test_clc_preprocess_runs_its_command_per_file_in_one_index(
+    engine: Engine, build: Builder, tmp_path: Path
+) -> None:
+    """The interface a job-per-file command workload's pods need: `workstack pod` with the
+    Indexed Job's arguments; the command comes from the image's workload.yaml."""
+    _, image = build(EXAMPLE_WORKLOADS / "clc-preprocess")
+    out = shared(tmp_path / "out")
+    data = EXAMPLE_WORKLOADS / "clc-preprocess" / "data"
+    engine.run(
+        image.ref,
+        *("--input", "/in", "--output", "/out", "--shards", "1", "--index", "0"),
+        volumes={data: "/in:ro", out: "/out"},
+    )
+    assert sorted(p.name for p in out.iterdir()) == [
+        "station-a.csv",
+        "station-b.csv",
+        "station-c.csv",
+    ]
+    rows = list(csv.reader((out / "station-a.csv").open()))
+    assert rows == [
+        ["station", "temperature", "humidity"],
+        ["A1", "21.5", "40"],
+        ["B2", "19.0", "55"],
+    ]
+
+
+def test_experiment_runs_once_with_its_inputs_and_outputs_on_the_storage(
+    engine: Engine, build: Builder, tmp_path: Path
+) -> None:
+    """The interface of a command workload's Job: `workstack pod --inputs DIR --outputs DIR`
+    with the storage mounted (read-only /app, writes only to the outputs folder)."""
+    _, image = build(EXAMPLE_WORKLOADS / "experiment")
+    storage = shared(tmp_path / "data")
+    (storage / "experiment").mkdir()
+    (storage / "experiment").chmod(0o777)
+    shutil.copytree(EXAMPLE_WORKLOADS / "experiment" / "data", storage / "experiment" / "inputs")
+    engine.run(
+        image.ref,
+        *("--inputs", "/data/experiment/inputs", "--outputs", "/data/experiment/outputs"),
+        volumes={storage: "/data"},
+    )
+    outputs = storage / "experiment" / "outputs"
+    assert json.loads((outputs / "metrics.json").read_text()) == {"series": 2, "mean_slope": 1.265}
+    assert sorted(p.name for p in (outputs / "fits").iterdir()) == [
+        "series-1.json",
+        "series-2.json",
+    ]
+
+
+def test_ml_ploomber_runs_its_tasks_one_pod_each(
+    engine: Engine, build: Builder, tmp_path: Path
+) -> None:
+    """A Ploomber project in an image: each Argo step's pod reads pipeline.yaml from /app."""
+    _, image = build(EXAMPLE_WORKLOADS / "ml-ploomber")
+    data = shared(tmp_path / "data")
+    for step in ("get", "features", "join", "fit"):
+        engine.run(image.ref, "--step", step, "--data", "/data", volumes={data: "/data"})
+    assert sorted(p.name for p in (data / "output").iterdir()) == [
+        "features.parquet",
+        "get.parquet",
+        "join.parquet",
+        "model.pickle",
+        "nb.html",
+    ]
+    assert "accuracy: " in (data / "output" / "nb.html").read_text()
