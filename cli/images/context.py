@@ -616,18 +616,29 @@ def _read_workload(workload: Workload) -> tuple[list[ContextFile], list[Exclusio
 def _check_entrypoint_kept(
     workload: Workload, files: list[ContextFile], excluded: list[Exclusion]
 ) -> None:
-    """The entrypoint's module must go into the image, or the image cannot start."""
-    module = workload.spec.module.replace(".", "/")
-    candidates = {f"{_APP}/{module}.py", f"{_APP}/{module}/__init__.py"}
+    """The entrypoint (its module, or a Ploomber pipeline.yaml) must go into the image."""
+    spec = workload.spec
+    if spec.is_command:
+        return  # a command line names whatever it runs itself
     have = {file.path for file in files}
-    if candidates & have or any(p.startswith(f"{_APP}/{module}/") for p in have):
+    if spec.is_pipeline_spec:
+        candidates = {f"{_APP}/{spec.entrypoint}"}
+        wanted: tuple[str, ...] = (spec.entrypoint,)
+        what = f"file {spec.entrypoint!r}"
+    else:
+        module = spec.module.replace(".", "/")
+        candidates = {f"{_APP}/{module}.py", f"{_APP}/{module}/__init__.py"}
+        wanted = (f"{module}.py", module)
+        what = f"module {spec.module!r}"
+        if any(p.startswith(f"{_APP}/{module}/") for p in have):
+            return
+    if candidates & have:
         return
-    wanted = (f"{module}.py", module)
     because = [
         e for e in excluded if any(w == e.path.rstrip("/") or w.startswith(e.path) for w in wanted)
     ]
     why = f" by {because[0].rule} ({because[0].origin})" if because else ""
     raise ContextError(
-        f"entrypoint: module {workload.spec.module!r} is excluded from the image{why}; "
+        f"entrypoint: {what} is excluded from the image{why}; "
         "re-include it with a ! rule in .workstackignore, or rename it"
     )
