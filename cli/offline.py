@@ -63,6 +63,7 @@ class RegisteredResource:
         protect: Whether ``pulumi destroy`` would refuse to delete it.
         retain_on_delete: Whether deleting it would leave the cloud resource behind.
         depends_on: URNs of the resources it waits for (``depends_on`` and its inputs').
+        ignore_changes: Input paths a later ``pulumi up`` leaves as they are.
     """
 
     type: str
@@ -74,6 +75,7 @@ class RegisteredResource:
     protect: bool = False
     retain_on_delete: bool = False
     depends_on: tuple[str, ...] = ()
+    ignore_changes: tuple[str, ...] = ()
 
     def waits_for(self, name: str) -> bool:
         """Whether it depends on a resource whose logical name is ``name``."""
@@ -138,6 +140,7 @@ class _Options:
     protect: bool
     retain_on_delete: bool
     depends_on: tuple[str, ...] = ()
+    ignore_changes: tuple[str, ...] = ()
 
 
 class _OfflineCloud(pulumi.runtime.Mocks):
@@ -162,6 +165,7 @@ class _OfflineCloud(pulumi.runtime.Mocks):
                 protect=options.protect,
                 retain_on_delete=options.retain_on_delete,
                 depends_on=options.depends_on,
+                ignore_changes=options.ignore_changes,
             )
         )
         state = dict(args.inputs)
@@ -274,6 +278,7 @@ class _OfflineMonitor(MockMonitor):
             protect=bool(request.protect),
             retain_on_delete=bool(request.retainOnDelete),
             depends_on=tuple(request.dependencies),
+            ignore_changes=tuple(request.ignoreChanges),
         )
         return super().RegisterResource(request)  # type: ignore[no-untyped-call]
 

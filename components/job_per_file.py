@@ -22,6 +22,7 @@ from workstack.components.manifests.jobs import (
     manifest_text,
 )
 from workstack.components.manifests.pods import ContainerSpec, PodStorage
+from workstack.components.manifests.validation import require_dns1123_label
 from workstack.sdk.files import JobError, check_locations
 
 __all__ = ["JobPerFile", "JobPerFileArgs", "JobSettings"]
@@ -36,6 +37,8 @@ class JobPerFileArgs:
     Attributes:
         cluster: Where the Job runs (its workload namespace and provider).
         image: The workload image: a ``WorkloadImage`` or an image reference.
+        run_id: Names the run: the Job is ``<name>-<run_id>``. A new id makes a new run;
+            anything else changed later (image, settings) leaves a created run alone.
         input_url: Inputs: a path under ``/data`` (NFS storage) or an ``s3://``/``gs://`` URL.
             Need not be visible from the machine running ``pulumi up``.
         output_url: Outputs; neither the input location nor inside it.
@@ -53,6 +56,7 @@ class JobPerFileArgs:
 
     cluster: KubernetesCluster
     image: ImageInput
+    run_id: str
     input_url: str
     output_url: str
     function: str | None = None
@@ -67,6 +71,7 @@ class JobPerFileArgs:
 
     def __post_init__(self) -> None:
         ImageRef.of(self.image)
+        require_dns1123_label("run_id", self.run_id, max_length=20)
         self.args()  # neither or both of function and command
         if self.files is not None and self.manifest_url is not None:
             raise SpecError("files", "(set)", "give files or manifest_url, not both")
@@ -98,14 +103,18 @@ class JobPerFileArgs:
 
 
 class JobPerFile(pulumi.ComponentResource):
-    """Runs a workload over every input file as one Indexed Job.
+    """A run of a workload over every input file, as one Indexed Job, declared in Pulumi.
 
     The number of Kubernetes objects does not grow with the number of files: the Job (plus
     a ConfigMap when a frozen file list is given). Each pod takes every ``shards``-th input of
     the sorted listing, skips inputs whose output exists and writes outputs atomically, so
     retries and reruns do only what is missing. An input the workload reports as malformed
-    fails its index without retries; node disruptions are not counted as failures. The
-    finished Job removes itself after ``ttl_seconds_after_finished``.
+    fails its index without retries; node disruptions are not counted as failures.
+
+    A run is keyed by ``run_id``: a later ``pulumi up`` with another image or other settings
+    leaves it alone (``ignore_changes`` on the Job), and the finished Job is kept (no TTL),
+    so ``pulumi up --refresh`` never finds it gone and creates it again. Give a new
+    ``run_id`` to run again. Runs made with ``workstack submit`` are not Pulumi's at all.
     """
 
     job_name: str
@@ -117,11 +126,11 @@ class JobPerFile(pulumi.ComponentResource):
         super().__init__("workstack:workload:JobPerFile", name, None, opts)
         cluster = args.cluster
         k8s = cluster.options_for(self, args.identity)
-        self.job_name = name
+        self.job_name = f"{name}-{args.run_id}"
         image = ImageRef.of(args.image)
         config_map = None
         if args.files is not None:
-            config_map = f"{name}-inputs"
+            config_map = f"{self.job_name}-inputs"
             create_object(
                 f"{name}-inputs",
                 build_manifest_config_map(
@@ -133,9 +142,10 @@ class JobPerFile(pulumi.ComponentResource):
                 k8s,
             )
         job = build_indexed_job(
-            name=name,
+            name=self.job_name,
             namespace=cluster.namespace_name,
             instance=name,
+            run_id=args.run_id,
             container=ContainerSpec(
                 name=CONTAINER,
                 image=image.ref,
@@ -149,7 +159,14 @@ class JobPerFile(pulumi.ComponentResource):
             manifest_config_map=config_map,
         )
         # A batch run may take hours: `pulumi up` creates the Job and returns instead of
-        # waiting for it (watch it with kubectl); the Job's own deadline bounds it.
+        # waiting for it (`workstack status`); the Job's own deadline bounds it.
         job["metadata"]["annotations"] = {"pulumi.com/skipAwait": "true"}
-        create_object(f"{name}-job", job, k8s)
+        # Kept once finished: a Job its TTL deleted would be created again by the next
+        # `pulumi up --refresh`, and rerun.
+        job["spec"].pop("ttlSecondsAfterFinished")
+        create_object(
+            f"{name}-job",
+            job,
+            pulumi.ResourceOptions.merge(k8s, pulumi.ResourceOptions(ignore_changes=["spec"])),
+        )
         self.register_outputs({"job_name": self.job_name})

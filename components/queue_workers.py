@@ -13,7 +13,7 @@ from workstack.components._objects import create_object
 from workstack.components.cluster import KubernetesCluster
 from workstack.components.identity import WorkloadIdentity
 from workstack.components.image import ImageInput, ImageRef
-from workstack.components.manifests import require_dns1123_label
+from workstack.components.manifests import SpecError, require_dns1123_label
 from workstack.components.manifests.pods import PodStorage
 from workstack.components.manifests.queue import (
     KEDA_CHART,
@@ -81,6 +81,10 @@ class QueueWorkersArgs:
             an APIService), and give ``keda_namespace``.
         keda_namespace: Namespace of the cluster's KEDA operator when not installed here.
         settings: Mode, workers, prefetch, attempts, timeouts and resources.
+        run_id: Names the run that the tasker (and, in ``jobs`` mode, the worker) Job make:
+            they are ``<name>-<run_id>-tasker`` and ``-workers``. A new id makes a new run;
+            other changes leave a created run alone. None only for a KEDA service without
+            a tasker (a ScaledJob that starts workers whenever tasks wait).
     """
 
     cluster: KubernetesCluster
@@ -96,12 +100,13 @@ class QueueWorkersArgs:
     install_keda: bool = True
     keda_namespace: str = "keda"
     settings: QueueSettings = field(default_factory=QueueSettings)
+    run_id: str | None = None
 
     def target(self, name: str, namespace: str, image: ImageRef | None = None) -> QueueTarget:
         """What runs where (validated); without ``image``, a stand-in for checks."""
         broker = BrokerRef.of(self.broker)
         return QueueTarget(
-            name=name,
+            name=f"{name}-{self.run_id}" if self.run_id else name,
             namespace=namespace,
             instance=name,
             image=image.ref if image else "image",
@@ -116,10 +121,20 @@ class QueueWorkersArgs:
             tasker=self.tasker,
             storage=self.storage,
             service_account=self.identity.service_account if self.identity else None,
+            run_id=self.run_id,
         )
 
     def __post_init__(self) -> None:
         ImageRef.of(self.image)
+        if self.run_id is not None:
+            require_dns1123_label("run_id", self.run_id, max_length=20)
+        elif self.tasker or self.settings.mode == "jobs":
+            raise SpecError(
+                "run_id",
+                None,
+                "a tasker or worker Job is a run: give a run_id (only a KEDA service with "
+                "tasker=False runs without one)",
+            )
         check_reachable("storage_url", self.storage_url, self.storage)
         require_dns1123_label("keda_namespace", self.keda_namespace)
         self.target("queue", "default")
@@ -154,8 +169,8 @@ class QueueWorkers(pulumi.ComponentResource):
         target = args.target(name, cluster.namespace_name, ImageRef.of(args.image))
         settings = args.settings
         self.queue = target.queue
-        self.worker_job_name = f"{name}-workers"
-        self.tasker_job_name = f"{name}-tasker" if target.tasker else None
+        self.worker_job_name = f"{target.name}-workers"
+        self.tasker_job_name = f"{target.name}-tasker" if target.tasker else None
 
         depends: list[pulumi.Resource] = []
         if isinstance(args.broker, RabbitMq):
@@ -189,10 +204,17 @@ class QueueWorkers(pulumi.ComponentResource):
         after = pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=depends))
         for obj in build_queue_workers(target, settings):
             kind = obj["kind"]
+            options = after
             if kind == "Job":
                 # `pulumi up` creates the Jobs and returns; the Jobs' deadline bounds them.
                 obj["metadata"]["annotations"] = {"pulumi.com/skipAwait": "true"}
-            create_object(f"{obj['metadata']['name']}-{kind.lower()}", obj, after)
+                # A run: kept once finished (a TTL-deleted Job would be created again by
+                # `pulumi up --refresh`) and left alone by later changes.
+                obj["spec"].pop("ttlSecondsAfterFinished")
+                options = pulumi.ResourceOptions.merge(
+                    after, pulumi.ResourceOptions(ignore_changes=["spec"])
+                )
+            create_object(f"{obj['metadata']['name']}-{kind.lower()}", obj, options)
         self.register_outputs(
             {
                 "queue": self.queue,

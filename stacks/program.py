@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 
@@ -21,8 +23,6 @@ from workstack.components import (
     EksClusterArgs,
     GkeCluster,
     GkeClusterArgs,
-    JobPerFile,
-    JobPerFileArgs,
     KubernetesCluster,
     MinikubeCluster,
     MinikubeClusterArgs,
@@ -39,6 +39,13 @@ from workstack.components import (
     WorkloadImageArgs,
 )
 from workstack.components.manifests.clusters import node_platform
+from workstack.components.manifests.contract import (
+    BrokerContract,
+    StackContract,
+    StorageContract,
+    WorkloadContract,
+)
+from workstack.components.manifests.dask import scheduler_address
 from workstack.sdk.env import NFS_MOUNT_PATH
 from workstack.sdk.workload import Workload
 
@@ -147,37 +154,51 @@ def storage_extras(config: StackConfig) -> tuple[str, ...]:
     return ("gcs",) if config.cloud == "gke" else ("s3",)
 
 
-def deploy_workloads(config: StackConfig, platform: Platform) -> dict[str, pulumi.Resource]:
-    """Each configured workload, built and run in its pattern."""
+@dataclass
+class Deployed:
+    """A workload deployed on the platform: its image, and what its runs need."""
+
+    workload: Workload
+    image: WorkloadImage
+    settings: dict[str, Any]
+    service_account: str
+    platform_piece: pulumi.Resource | None = None
+    broker: RabbitMq | None = None
+    keda: bool = False
+    scheduler_address: str | None = None
+    workflow_template: str | None = None
+
+
+def deploy_workloads(config: StackConfig, platform: Platform) -> dict[str, Deployed]:
+    """Each workload's image and the platform its pattern needs; runs are not started.
+
+    ``pulumi up`` owns the platform and never starts, reruns or replaces work: job-per-file,
+    command and queue runs, Dask clients and pipeline runs are made by ``workstack submit``
+    from the stack's ``contract`` output. What stays running belongs here: the Dask cluster,
+    the broker and (in KEDA mode) the ScaledJob that starts workers while tasks wait, and
+    each pipeline's WorkflowTemplate.
+    """
     root = data_root(platform)
     storage = tuple(platform.storage)
     install_operators = config.stack_settings.install_operators
-    deployed: dict[str, pulumi.Resource] = {}
-    for workload in config.of_pattern("job-per-file"):
+    account = platform.identity.service_account
+    deployed: dict[str, Deployed] = {}
+    for workload in config.of_pattern("job-per-file") + config.of_pattern("command"):
         name = workload.spec.name
-        deployed[name] = JobPerFile(
-            name,
-            JobPerFileArgs(
-                cluster=platform.cluster,
-                image=image_for(config, platform, workload),
-                input_url=f"{root}/{name}/inputs",
-                output_url=f"{root}/{name}/outputs",
-                function=workload.spec.entrypoint,
-                storage=storage,
-                identity=platform.identity,
-                settings=config.job,
-            ),
+        deployed[name] = Deployed(
+            workload, image_for(config, platform, workload), _settings(config.job), account
         )
     first_dask: DaskCluster | None = None
     for workload in config.of_pattern("dask"):
         name = workload.spec.name
+        image = image_for(config, platform, workload)
         # One operator per namespace: the first cluster installs it, the others wait for it.
         after_first = pulumi.ResourceOptions(depends_on=[first_dask] if first_dask else [])
-        deployed[name] = dask_cluster = DaskCluster(
+        dask_cluster = DaskCluster(
             name,
             DaskClusterArgs(
                 cluster=platform.cluster,
-                image=image_for(config, platform, workload),
+                image=image,
                 storage=storage,
                 identity=platform.identity,
                 install_operator=install_operators and first_dask is None,
@@ -186,6 +207,14 @@ def deploy_workloads(config: StackConfig, platform: Platform) -> dict[str, pulum
             after_first,
         )
         first_dask = first_dask or dask_cluster
+        deployed[name] = Deployed(
+            workload,
+            image,
+            _settings(config.dask),
+            account,
+            platform_piece=dask_cluster,
+            scheduler_address=scheduler_address(name, platform.cluster.namespace_name),
+        )
     queued = config.of_pattern("queue-workers")
     if queued:
         broker = RabbitMq(
@@ -196,28 +225,44 @@ def deploy_workloads(config: StackConfig, platform: Platform) -> dict[str, pulum
                 install_operator=install_operators,
             ),
         )
+        keda = config.queue.mode == "keda"
         first_queue: QueueWorkers | None = None
         for workload in queued:
             name = workload.spec.name
-            # KEDA is installed once, with the first workload; the others wait for it.
-            after_first = pulumi.ResourceOptions(depends_on=[first_queue] if first_queue else [])
-            deployed[name] = queue_workers = QueueWorkers(
-                name,
-                QueueWorkersArgs(
-                    cluster=platform.cluster,
-                    image=image_for(config, platform, workload),
-                    broker=broker,
-                    storage_url=f"{root}/{name}",
-                    tasks_from=workload.spec.entrypoint,
-                    storage=storage,
-                    identity=platform.identity,
-                    install_keda=install_operators and first_queue is None,
-                    keda_namespace=platform.cluster.namespace_name,
-                    settings=config.queue,
-                ),
-                after_first,
+            image = image_for(config, platform, workload)
+            piece: QueueWorkers | None = None
+            if keda:
+                # A service: the ScaledJob starts worker Jobs whenever tasks wait. KEDA is
+                # installed once, with the first workload; the others wait for it.
+                after_first = pulumi.ResourceOptions(
+                    depends_on=[first_queue] if first_queue else []
+                )
+                piece = QueueWorkers(
+                    name,
+                    QueueWorkersArgs(
+                        cluster=platform.cluster,
+                        image=image,
+                        broker=broker,
+                        storage_url=f"{root}/{name}",
+                        tasker=False,
+                        storage=storage,
+                        identity=platform.identity,
+                        install_keda=install_operators and first_queue is None,
+                        keda_namespace=platform.cluster.namespace_name,
+                        settings=config.queue,
+                    ),
+                    after_first,
+                )
+                first_queue = first_queue or piece
+            deployed[name] = Deployed(
+                workload,
+                image,
+                _settings(config.queue),
+                account,
+                platform_piece=piece,
+                broker=broker,
+                keda=keda,
             )
-            first_queue = first_queue or queue_workers
         pulumi.export("rabbitmq", {"management": broker.management_command})
     pipelines = config.of_pattern("pipeline")
     if pipelines:
@@ -229,18 +274,100 @@ def deploy_workloads(config: StackConfig, platform: Platform) -> dict[str, pulum
         )
         for workload in pipelines:
             name = workload.spec.name
-            deployed[name] = ArgoPipeline(
+            image = image_for(config, platform, workload)
+            template = ArgoPipeline(
                 name,
                 ArgoPipelineArgs(
                     argo=argo,
                     cluster=platform.cluster,
-                    image=image_for(config, platform, workload),
+                    image=image,
                     workload_dir=str(workload.folder),
                     data_url=f"{root}/{name}",
                     storage=storage,
                 ),
             )
+            deployed[name] = Deployed(
+                workload,
+                image,
+                {},
+                argo.identity.service_account,
+                platform_piece=template,
+                workflow_template=template.name,
+            )
     return deployed
+
+
+def _settings(model: Any) -> dict[str, Any]:
+    settings: dict[str, Any] = model.model_dump(mode="json")
+    return settings
+
+
+def contract(
+    config: StackConfig, platform: Platform, deployed: dict[str, Deployed]
+) -> pulumi.Output[dict[str, Any]]:
+    """The stack output runs are made from (:class:`StackContract`), once outputs resolve."""
+    root = data_root(platform)
+    cluster = platform.cluster
+    images = {name: item.image.ref for name, item in deployed.items()}
+    storage_env = [
+        pulumi.Output.all(**{k: pulumi.Output.from_input(v) for k, v in s.env.items()})
+        for s in platform.storage
+    ]
+    bucket_url = platform.bucket.url if platform.bucket is not None else None
+
+    def build(resolved: dict[str, Any]) -> dict[str, Any]:
+        storage = tuple(
+            StorageContract.of(dataclasses.replace(s, env=env))
+            for s, env in zip(platform.storage, resolved["storage"], strict=True)
+        )
+        bucket = resolved["bucket"]
+        workloads = {}
+        for name, item in deployed.items():
+            spec = item.workload.spec
+            data_url = f"{root}/{name}"
+            if bucket is not None and root == BUCKET_ROOT:
+                data_url = f"{bucket}/{name}"
+            workloads[name] = WorkloadContract(
+                name=name,
+                pattern=spec.pattern,  # type: ignore[arg-type]  # checked by load_workload
+                image=resolved["images"][name],
+                pull_policy=item.image.pull_policy,
+                entrypoint=spec.entrypoint,
+                command=spec.command,
+                data_url=data_url,
+                service_account=item.service_account,
+                settings=item.settings,
+                storage=storage,
+                broker=(
+                    BrokerContract(
+                        name=item.broker.broker_name,
+                        secret_name=item.broker.secret_name,
+                        client_labels=dict(item.broker.client_labels),
+                    )
+                    if item.broker is not None
+                    else None
+                ),
+                keda=item.keda,
+                scheduler_address=item.scheduler_address,
+                workflow_template=item.workflow_template,
+            )
+        return StackContract(
+            stack=config.stack,
+            cloud=config.cloud,
+            namespace=cluster.namespace_name,
+            kube_context=(
+                config.cluster.context if isinstance(config.cluster, MinikubeClusterArgs) else None
+            ),
+            nfs_claim=platform.nfs.claim_name if platform.nfs is not None else None,
+            bucket_url=bucket,
+            workloads=workloads,
+        ).model_dump(mode="json")
+
+    return pulumi.Output.all(
+        images=pulumi.Output.all(**images),
+        storage=pulumi.Output.all(*storage_env),
+        bucket=bucket_url,
+    ).apply(build)
 
 
 def compose(config: StackConfig) -> Platform:
@@ -251,11 +378,15 @@ def compose(config: StackConfig) -> Platform:
     pulumi.export(
         "dask",
         {
-            name: {"scheduler": cluster.scheduler_address, "dashboard": cluster.dashboard_command}
-            for name, cluster in deployed.items()
-            if isinstance(cluster, DaskCluster)
+            name: {
+                "scheduler": item.platform_piece.scheduler_address,
+                "dashboard": item.platform_piece.dashboard_command,
+            }
+            for name, item in deployed.items()
+            if isinstance(item.platform_piece, DaskCluster)
         },
     )
+    pulumi.export("contract", contract(config, platform, deployed))
     cluster = platform.cluster
     pulumi.export("cloud", config.cloud)
     if isinstance(config.cluster, MinikubeClusterArgs):

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Self
 
 from pydantic import model_validator
 
-from workstack.components.manifests.labels import standard_labels
+from workstack.components.manifests.labels import run_labels, standard_labels
 from workstack.components.manifests.pods import (
     ContainerSpec,
     PodStorage,
@@ -120,6 +120,7 @@ def build_indexed_job(
     storage: Sequence[PodStorage] = (),
     service_account: str | None = None,
     manifest_config_map: str | None = None,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
     """The Job: Indexed completions, per-index retries and a pod failure policy.
 
@@ -138,10 +139,13 @@ def build_indexed_job(
         service_account: Service account of the pods.
         manifest_config_map: ConfigMap holding a frozen input list, mounted at
             :data:`MANIFEST_MOUNT`; None when pods list their inputs themselves.
+        run_id: The run the Job belongs to (a label ``workstack status`` finds it by).
     """
     require_dns1123_label("name", name, max_length=52)  # room for pod name suffixes
     require_dns1123_label("namespace", namespace)
-    labels = standard_labels(name="workstack", instance=instance, component="job-per-file")
+    labels = standard_labels(
+        name="workstack", instance=instance, component="job-per-file", extra=run_labels(run_id)
+    )
     mounts = list(storage)
     if manifest_config_map is not None:
         mounts.append(

@@ -8,11 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-__all__ = ["LABEL_PREFIX", "MANAGED_BY", "PART_OF", "standard_labels"]
+__all__ = ["LABEL_PREFIX", "MANAGED_BY", "PART_OF", "RUN_LABEL", "run_labels", "standard_labels"]
 
 LABEL_PREFIX = "workstack.dev/"
 PART_OF = "workstack"
 MANAGED_BY = "pulumi"
+RUN_LABEL = LABEL_PREFIX + "run"
+"""The run an object belongs to: ``workstack status``, ``logs`` and ``cancel`` select by it."""
+
+
+def run_labels(run_id: str | None) -> dict[str, str]:
+    """``{RUN_LABEL: run_id}``, or nothing for objects that belong to no run."""
+    return {RUN_LABEL: run_id} if run_id else {}
 
 
 def standard_labels(

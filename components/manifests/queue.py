@@ -18,7 +18,7 @@ from typing import Annotated, Any, Self
 
 from pydantic import model_validator
 
-from workstack.components.manifests.labels import standard_labels
+from workstack.components.manifests.labels import run_labels, standard_labels
 from workstack.components.manifests.pods import (
     ContainerSpec,
     PodStorage,
@@ -153,6 +153,7 @@ class QueueTarget:
         tasker: Run the tasker Job; off when tasks are published from elsewhere.
         storage: Storages every pod mounts.
         service_account: Service account of the pods.
+        run_id: The run the Jobs belong to (a label); None for a KEDA service's ScaledJob.
     """
 
     name: str
@@ -170,6 +171,7 @@ class QueueTarget:
     tasker: bool = True
     storage: Sequence[PodStorage] = field(default_factory=tuple)
     service_account: str | None = None
+    run_id: str | None = None
 
     def __post_init__(self) -> None:
         require_dns1123_label("name", self.name, max_length=40)
@@ -221,7 +223,7 @@ def _labels(target: QueueTarget, role: str) -> dict[str, str]:
         name="workstack",
         instance=target.instance,
         component=f"queue-{role}",
-        extra=target.broker_labels,
+        extra={**target.broker_labels, **run_labels(target.run_id)},
     )
 
 

@@ -32,6 +32,7 @@ def deploy(files: int | None = None, **changes: Any) -> Deployment:
         args: dict[str, Any] = {
             "cluster": cluster,
             "image": IMAGE,
+            "run_id": "r1",
             "input_url": "/data/raw",
             "output_url": "/data/clean",
             "function": "csv_clean:process",
@@ -70,7 +71,9 @@ def test_the_job_is_indexed_with_per_index_retries_and_a_failure_policy(
     assert (spec["completions"], spec["parallelism"]) == (25, 5)
     assert spec["backoffLimitPerIndex"] == 2
     assert spec["maxFailedIndexes"] == 3
-    assert spec["ttlSecondsAfterFinished"] == 86_400
+    # A run declared in Pulumi keeps its finished Job: a TTL would delete it and the next
+    # `pulumi up --refresh` would create (and run) it again.
+    assert "ttlSecondsAfterFinished" not in spec
     assert spec["activeDeadlineSeconds"] == 21_600
     fail_index, ignore = spec["podFailurePolicy"]["rules"]
     assert fail_index == {
@@ -108,7 +111,21 @@ def test_a_frozen_file_list_is_mounted_and_passed_to_the_pods() -> None:
     assert config_map["immutable"] is True
     pod = job["spec"]["template"]["spec"]
     assert pod["containers"][0]["args"][-2:] == ["--manifest", "/etc/workstack/manifest/inputs.txt"]
-    assert {"name": "manifest", "configMap": {"name": "clean-inputs"}} in pod["volumes"]
+    assert {"name": "manifest", "configMap": {"name": "clean-r1-inputs"}} in pod["volumes"]
+
+
+def test_a_declared_run_is_never_replaced_or_rerun_by_a_later_up() -> None:
+    """Issue 16: an image or parallelism change replaced a running Job, and a TTL deletion
+    followed by `pulumi up --refresh` made it again."""
+    first = deploy(files=2)
+    second = deploy(files=2, image="registry.example/csv-clean:other", parallelism=9)
+    [job_1] = first.of_type("kubernetes:batch/v1:Job")
+    [job_2] = second.of_type("kubernetes:batch/v1:Job")
+    assert job_1.inputs["metadata"]["name"] == job_2.inputs["metadata"]["name"] == "clean-r1"
+    assert job_2.ignore_changes == ("spec",), "what changed is left as it is"
+    assert job_1.inputs["metadata"]["labels"]["workstack.dev/run"] == "r1"
+    [job_3] = deploy(files=2, run_id="r2").of_type("kubernetes:batch/v1:Job")
+    assert job_3.inputs["metadata"]["name"] == "clean-r2", "a new id is a new run"
 
 
 def test_bucket_locations_need_no_mount() -> None:

@@ -44,6 +44,7 @@ def deploy(broker: BrokerRef | None = None, **changes: Any) -> Deployment:
             "storage_url": "/data/simulations",
             "tasks_from": "simulations.plan:stages",
             "storage": (nfs.pod_storage,),
+            "run_id": "r1",
         }
         settings = {k: v for k, v in changes.items() if k in QueueSettings.model_fields}
         wiring = {k: v for k, v in changes.items() if k not in settings}
@@ -74,14 +75,14 @@ def container(obj: dict[str, Any]) -> dict[str, Any]:
 
 def test_a_tasker_job_and_a_worker_job_that_completes(assert_schema_valid: Any) -> None:
     objects = by_name(objects_of(deploy(workers=6)))
-    assert sorted(objects) == ["Job/sims-tasker", "Job/sims-workers"]
+    assert sorted(objects) == ["Job/sims-r1-tasker", "Job/sims-r1-workers"]
     assert_schema_valid(list(objects.values()))
-    workers = objects["Job/sims-workers"]
+    workers = objects["Job/sims-r1-workers"]
     spec = workers["spec"]
     assert spec["parallelism"] == 6
     assert "completions" not in spec, "a work-queue Job: done once its workers exit 0"
     assert spec["backoffLimit"] == 6
-    assert spec["ttlSecondsAfterFinished"] == 86_400
+    assert "ttlSecondsAfterFinished" not in spec, "a declared run keeps its Job"
     fatal, ignore = spec["podFailurePolicy"]["rules"]
     assert fatal["onExitCodes"] == {"containerName": "worker", "operator": "In", "values": [2]}
     assert ignore["onPodConditions"] == [{"type": "DisruptionTarget", "status": "True"}]
@@ -93,7 +94,7 @@ def test_a_tasker_job_and_a_worker_job_that_completes(assert_schema_valid: Any) 
         "--prefetch", "1", "--concurrency", "1", "--max-attempts", "3",
         "--idle-timeout", "900", "--grace", "20",
     ]  # fmt: skip
-    tasker = objects["Job/sims-tasker"]
+    tasker = objects["Job/sims-r1-tasker"]
     assert tasker["spec"]["completions"] == 1
     [fatal, _] = tasker["spec"]["podFailurePolicy"]["rules"]
     assert fatal["onExitCodes"]["values"] == [1, 2], "failed tasks or bad input: no rerun"
@@ -128,14 +129,14 @@ def test_keda_mode_scales_worker_jobs_on_the_task_queue(assert_schema_valid: Any
     deployment = deploy(mode="keda", workers=20, prefetch=2, concurrency=2, queue="sim")
     objects = by_name(objects_of(deployment))
     assert sorted(objects) == [
-        "Job/sims-tasker",
+        "Job/sims-r1-tasker",
         "NetworkPolicy/sims-keda-to-broker",
-        "ScaledJob/sims-workers",
-        "TriggerAuthentication/sims-broker",
+        "ScaledJob/sims-r1-workers",
+        "TriggerAuthentication/sims-r1-broker",
     ]
     result = assert_schema_valid(list(objects.values()))
     assert result.checked == 4
-    scaled = objects["ScaledJob/sims-workers"]["spec"]
+    scaled = objects["ScaledJob/sims-r1-workers"]["spec"]
     assert (scaled["minReplicaCount"], scaled["maxReplicaCount"]) == (0, 20)
     [trigger] = scaled["triggers"]
     assert trigger["metadata"] == {
@@ -144,8 +145,8 @@ def test_keda_mode_scales_worker_jobs_on_the_task_queue(assert_schema_valid: Any
         "mode": "QueueLength",
         "value": "2",
     }
-    assert trigger["authenticationRef"] == {"name": "sims-broker"}
-    assert objects["TriggerAuthentication/sims-broker"]["spec"]["secretTargetRef"] == [
+    assert trigger["authenticationRef"] == {"name": "sims-r1-broker"}
+    assert objects["TriggerAuthentication/sims-r1-broker"]["spec"]["secretTargetRef"] == [
         {"parameter": "host", "name": "broker-broker", "key": "url"}
     ]
     job = scaled["jobTargetRef"]
@@ -153,7 +154,7 @@ def test_keda_mode_scales_worker_jobs_on_the_task_queue(assert_schema_valid: Any
     args = job["template"]["spec"]["containers"][0]["args"]
     assert args[args.index("--idle-timeout") + 1] == "60", "KEDA workers leave when idle"
     assert restricted_violations(job["template"]["spec"]) == []
-    tasker_args = container(objects["Job/sims-tasker"])["args"]
+    tasker_args = container(objects["Job/sims-r1-tasker"])["args"]
     assert tasker_args[tasker_args.index("--workers") + 1] == "0", "no stop messages"
 
     policy = objects["NetworkPolicy/sims-keda-to-broker"]["spec"]
@@ -187,7 +188,7 @@ def test_a_broker_made_elsewhere() -> None:
     )
     deployment = deploy(broker=broker, tasker=False)
     [workers] = objects_of(deployment)
-    assert workers["metadata"]["name"] == "sims-workers"
+    assert workers["metadata"]["name"] == "sims-r1-workers"
     [template] = pod_templates(workers)
     assert template.labels["team.example/mq"] == "yes"
     assert container(workers)["env"][-1]["valueFrom"] == {
@@ -206,6 +207,8 @@ BAD = [
     ({"tasks_from": None}, "tasks_from", "exactly one of tasks_from"),
     ({"task_files": ("/app/jobs/a.txt",)}, "tasks_from", "exactly one of tasks_from"),
     ({"image": "not an image"}, "image", "image reference"),
+    ({"run_id": None}, "run_id", "a tasker or worker Job is a run"),
+    ({"run_id": "Run 1"}, "run_id", "DNS-1123 label"),
 ]
 
 

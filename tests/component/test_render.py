@@ -50,7 +50,7 @@ def test_render_out_writes_one_file_per_object(tmp_path: Path) -> None:
     files = sorted(p.name for p in tmp_path.iterdir())
     assert files[0] == "001-namespace-workstack.yaml"
     assert any(name.endswith("-persistentvolumeclaim-workstack-shared-data.yaml") for name in files)
-    assert any(name.endswith("-job-workstack-csv-clean.yaml") for name in files)
+    assert any(name.endswith("-workflowtemplate-workstack-ml-basic.yaml") for name in files)
     documents = [yaml.safe_load(p.read_text()) for p in sorted(tmp_path.iterdir())]
     assert len(files) == len(set(files)) == len(documents)
     assert all(doc["kind"] and doc["metadata"]["name"] for doc in documents)

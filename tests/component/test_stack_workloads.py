@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from workstack.components.manifests.contract import StackContract, load_contract
+from workstack.components.manifests.runs import RunRequest, build_run
 from workstack.offline import Deployment, ProgramError
 from workstack.policy import pod_templates, restricted_violations
 from workstack.project import PulumiProject
@@ -29,16 +31,50 @@ def containers(deployment: Deployment) -> list[dict[str, Any]]:
     ]
 
 
-def test_each_pattern_is_deployed(stack: tuple[str, Deployment]) -> None:
+def contract_of(deployment: Deployment) -> StackContract:
+    return load_contract(deployment.outputs["contract"])
+
+
+def run_of(deployment: Deployment, workload: str, **request: Any) -> dict[str, dict[str, Any]]:
+    """The objects of a run built from the stack's contract, by kind/name."""
+    objects = build_run(
+        contract_of(deployment), RunRequest(workload=workload, run_id="r1", **request)
+    )
+    return {f"{o['kind']}/{o['metadata']['name']}": o for o in objects}
+
+
+def test_each_pattern_is_deployed_and_no_run_is_started(
+    stack: tuple[str, Deployment], assert_schema_valid: Any
+) -> None:
+    """Issue 16: `pulumi up` deploys the platform and templates; runs come from submit."""
     _, deployment = stack
     assert deployment.outputs["workloads"] == ["csv-clean", "dask-bench", "ml-basic", "simulations"]
-    kinds = {(o["kind"], o["metadata"].get("name")) for o in rendered_objects(deployment)}
-    assert ("Job", "csv-clean") in kinds
+    objects = rendered_objects(deployment)
+    kinds = {(o["kind"], o["metadata"].get("name")) for o in objects}
     assert ("Deployment", "dask-bench-worker") in kinds
     assert ("WorkflowTemplate", "ml-basic") in kinds
-    assert {("RabbitmqCluster", "rabbitmq"), ("Job", "simulations-tasker")} <= kinds
-    assert ("Job", "simulations-workers") in kinds
+    assert ("RabbitmqCluster", "rabbitmq") in kinds
+    assert not [k for k in kinds if k[0] in ("Job", "Workflow")], "pulumi up starts no work"
     assert set(deployment.outputs["dask"]) == {"dask-bench"}
+    contract = contract_of(deployment)
+    patterns = {name: w.pattern for name, w in contract.workloads.items()}
+    assert patterns == {
+        "csv-clean": "job-per-file",
+        "dask-bench": "dask",
+        "ml-basic": "pipeline",
+        "simulations": "queue-workers",
+    }
+    runs = [
+        *run_of(deployment, "csv-clean", files=("a.csv", "b.csv")).values(),
+        *run_of(deployment, "simulations").values(),
+        *run_of(deployment, "dask-bench", config="run: {function: bench:run}\n").values(),
+        *run_of(deployment, "ml-basic").values(),
+    ]
+    assert_schema_valid(runs)
+    for obj in runs:
+        assert obj["metadata"]["labels"]["workstack.dev/run"] == "r1"
+        for template in pod_templates(obj):
+            assert restricted_violations(template.spec) == [], template.source
 
 
 def test_every_workload_pod_meets_the_restricted_profile(stack: tuple[str, Deployment]) -> None:
@@ -65,23 +101,19 @@ def test_images_are_loaded_on_minikube_and_pushed_by_digest_elsewhere(
 
 
 def test_workloads_use_the_nfs_mount_by_default(project: PulumiProject) -> None:
-    [job] = [
-        o
-        for o in rendered_objects(deploy(project, "minikube"))
-        if o["metadata"]["name"] == "csv-clean"
-    ]
+    job = run_of(deploy(project, "minikube"), "csv-clean")["Job/csv-clean-r1"]
     args = job["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[2:6] == ["--input", "/data/csv-clean/inputs", "--output", "/data/csv-clean/outputs"]
 
 
 def test_a_bucket_only_stack_points_workloads_at_the_bucket(project: PulumiProject) -> None:
     deployment = deploy(project, "minikube", storage="bucket", secrets=MINIO_SECRETS, **MINIO)
-    [job] = [o for o in rendered_objects(deployment) if o["metadata"]["name"] == "csv-clean"]
+    job = run_of(deployment, "csv-clean")["Job/csv-clean-r1"]
     container = job["spec"]["template"]["spec"]["containers"][0]
-    assert container["args"][3] == "$(WORKSTACK_BUCKET_URL)/csv-clean/inputs"
-    env = {e["name"]: e.get("value") for e in container["env"]}
     # The bucket exists already and may serve other stacks: this one works under its namespace.
-    assert env["WORKSTACK_BUCKET_URL"] == "s3://workstack-data/workstack", "Kubernetes expands it"
+    assert container["args"][3] == "s3://workstack-data/workstack/csv-clean/inputs"
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["WORKSTACK_BUCKET_URL"] == "s3://workstack-data/workstack"
 
 
 BAD = [
@@ -129,8 +161,8 @@ def test_docker_host_is_for_minikube_only(project: PulumiProject) -> None:
 
 def test_queue_workers_get_the_stacks_broker_and_storage(project: PulumiProject) -> None:
     deployment = deploy(project, "minikube", queueWorkers="3")
-    objects = {o["metadata"]["name"]: o for o in rendered_objects(deployment)}
-    workers = objects["simulations-workers"]["spec"]
+    objects = {o["metadata"]["name"]: o for o in run_of(deployment, "simulations").values()}
+    workers = objects["simulations-r1-workers"]["spec"]
     assert workers["parallelism"] == 3
     [container] = workers["template"]["spec"]["containers"]
     assert container["args"][4:6] == ["--storage", "/data/simulations"]
@@ -138,7 +170,7 @@ def test_queue_workers_get_the_stacks_broker_and_storage(project: PulumiProject)
         "name": "rabbitmq-broker",
         "key": "url",
     }
-    tasker = objects["simulations-tasker"]["spec"]["template"]["spec"]["containers"][0]
+    tasker = objects["simulations-r1-tasker"]["spec"]["template"]["spec"]["containers"][0]
     assert tasker["args"][tasker["args"].index("--from") + 1] == "simulations.plan:stages"
     assert deployment.outputs["rabbitmq"] == {
         "management": "kubectl port-forward -n workstack svc/rabbitmq 15672:15672"
