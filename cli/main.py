@@ -70,7 +70,7 @@ def render(
     import pulumi
 
     from workstack.offline import ProgramError, run_program
-    from workstack.project import ConfigError, find_project
+    from workstack.project import ConfigError, ProjectError, StackConfigError, find_project
     from workstack.render import (
         duplicate_names,
         rendered_objects,
@@ -81,8 +81,9 @@ def render(
 
     try:
         project = find_project(project_dir)
+        # The Pulumi CLI's own config checks come first: `pulumi up` stops there too.
         deployment = run_program(project, stack)
-    except (FileNotFoundError, ConfigError) as error:
+    except (FileNotFoundError, ConfigError, ProjectError, StackConfigError) as error:
         fail(str(error))
     except ProgramError as failure:
         # Bad input (config, arguments) is reported as a message; anything else is a bug
