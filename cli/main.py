@@ -107,6 +107,7 @@ def render(
         typer.echo(f"# {line}")
 
     if validate:
+        from workstack.proof import StackContext, check_deployment
         from workstack.schemas import CrdCatalog, default_crd_dirs, validate_objects
 
         check = validate_objects(objects, CrdCatalog(default_crd_dirs(project.root)))
@@ -115,7 +116,18 @@ def render(
         for label in check.unchecked:
             typer.echo(f"# unchecked (no CRD found): {label}", err=True)
         typer.echo(f"# schema check: {check.checked} objects, {len(check.errors)} errors", err=True)
-        if check.errors:
+        # What the engine, the charts and the clouds would refuse (docs/deploying.md).
+        context = StackContext.of(stack, deployment, project.read_stack(stack).values)
+        findings = check_deployment(deployment, context)
+        errors = [f for f in findings if f.severity == "error"]
+        for finding in findings:
+            mark = "INVALID" if finding.severity == "error" else "WARNING"
+            typer.echo(f"# {mark} {finding}", err=True)
+        typer.echo(
+            f"# offline proof: {len(errors)} errors, {len(findings) - len(errors)} warnings",
+            err=True,
+        )
+        if check.errors or errors:
             raise typer.Exit(1)
     if duplicates:
         raise typer.Exit(1)
@@ -179,10 +191,14 @@ def demo(
         kinds = ", ".join(f"{count} {kind}" for kind, count in check.kinds.items())
         console.print(f"{check.objects} Kubernetes objects: {kinds}")
         for message in check.errors:
-            console.print(f"[red]INVALID[/] {message}")
+            console.print(f"[red]INVALID[/] {message}", soft_wrap=True)
         console.print(f"schema check: {len(check.errors)} errors")
+        for finding in check.proof:
+            mark = "[red]INVALID[/]" if finding.severity == "error" else "[yellow]WARNING[/]"
+            console.print(f"{mark} {finding}", soft_wrap=True, markup=True)
+        console.print(f"offline proof: {len(check.proof_errors)} errors")
         console.print(f"see them all: workstack render --stack {stack} --validate")
-        ok = ok and not check.errors
+        ok = ok and not check.errors and not check.proof_errors
     if not ok:
         raise typer.Exit(1)
 

@@ -64,6 +64,7 @@ __all__ = [
     "StackConfigError",
     "StackSettings",
     "find_project",
+    "go_json",
     "load_project",
     "merge_stack_config",
 ]
