@@ -75,6 +75,8 @@ _KIND_COMPONENT = {
     "WorkflowTemplate": "workloads",
     "nfs-server": "storage",
 }
+# Argo comes with a pipeline workload; the other bundles are the operators.
+_BUNDLE_COMPONENT = {"argo-workflows": "workloads"}
 NODE_KEYS: dict[str, tuple[str, ...]] = {
     "gke": ("workstack:nodeMax", "workstack:gkeMachineType"),
     "eks": ("workstack:nodeMin", "workstack:eksInstanceTypes"),

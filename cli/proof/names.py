@@ -125,9 +125,17 @@ def _object_names(obj: Mapping[str, Any], owner: str, cluster: str) -> Iterator[
         yield GlobalName(f"{kind}{where} on {cluster}", str(meta.get("name")), owner)
 
 
-def global_names(deployment: Deployment) -> list[GlobalName]:
-    """Every globally scoped name the deployment creates, charts and bundles included."""
-    region = str(_plain(deployment.outputs.get("region")) or "")
+def global_names(
+    deployment: Deployment, config: Mapping[str, str] | None = None
+) -> list[GlobalName]:
+    """Every globally scoped name the deployment creates, charts and bundles included.
+
+    Args:
+        deployment: The render.
+        config: Its config: ``aws:region`` scopes EKS clusters and ECR repositories (the
+            stacks use the default AWS provider, configured by it).
+    """
+    region = (config or {}).get("aws:region", "")
     for resource in deployment.of_type("pulumi:providers:aws"):
         region = _text(resource, "region") or region
     cluster = _cluster_identity(deployment)
@@ -150,11 +158,18 @@ def _bundle_object(obj: ClusterObject, release: str) -> dict[str, Any]:
     return {"kind": obj.kind, "metadata": meta}
 
 
-def collisions(renders: Mapping[str, Deployment]) -> list[Finding]:
-    """Names two renders (stacks, previews) would both create in the same scope."""
+def collisions(
+    renders: Mapping[str, Deployment], configs: Mapping[str, Mapping[str, str]] | None = None
+) -> list[Finding]:
+    """Names two renders (stacks, previews) would both create in the same scope.
+
+    Args:
+        renders: Each render by a label (the stack's name).
+        configs: Each render's config by the same label, where known.
+    """
     seen: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for label, deployment in renders.items():
-        for found in set(global_names(deployment)):
+        for found in set(global_names(deployment, (configs or {}).get(label))):
             seen.setdefault((found.scope, found.name), []).append((label, found.owner))
     findings = []
     for (scope, name), owners in sorted(seen.items()):

@@ -236,6 +236,10 @@ def _copy(stack: str, name: str) -> Deployment:
     return run_program(project, name, project.read_stack(stack))
 
 
+def _config(stack: str) -> dict[str, str]:
+    return dict(_render(stack)[1].config)
+
+
 @pytest.mark.parametrize(
     "stack",
     cases(
@@ -251,7 +255,8 @@ def _copy(stack: str, name: str) -> Deployment:
 )
 def test_two_stacks_of_the_project_share_no_global_name(stack: str) -> None:
     """``<stack>`` and a copy of its config named ``<stack>2``."""
-    found = collisions({stack: _render(stack)[0], f"{stack}2": _copy(stack, f"{stack}2")})
+    renders = {stack: _render(stack)[0], f"{stack}2": _copy(stack, f"{stack}2")}
+    found = collisions(renders, {stack: _config(stack), f"{stack}2": _config(stack)})
     assert found == [], shown(found)
 
 
@@ -292,7 +297,7 @@ def test_previews_share_no_global_name_with_each_other_or_their_template(
         "feature/login": _preview(project, stack, "feature/login"),
         "feature/search": _preview(project, stack, "feature/search"),
     }
-    found = collisions(renders)
+    found = collisions(renders, dict.fromkeys(renders, _config(stack)))
     assert found == [], shown(found)
 
 

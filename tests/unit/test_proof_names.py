@@ -94,3 +94,17 @@ def test_chart_objects_follow_their_values() -> None:
     }
     assert "keda-operator-minimal" in bindings
     assert "keda-operator" not in bindings
+
+
+def test_eks_clusters_are_scoped_by_the_stack_region() -> None:
+    cluster = deployment(res("eks:index:Cluster", "c", {"name": "workstack-eks"}))
+    same = collisions(
+        {"a": cluster, "b": cluster},
+        {"a": {"aws:region": "eu-west-1"}, "b": {"aws:region": "eu-west-1"}},
+    )
+    assert [f.subject for f in same] == ["EKS cluster in 123456789012/eu-west-1: workstack-eks"]
+    apart = collisions(
+        {"a": cluster, "b": cluster},
+        {"a": {"aws:region": "eu-west-1"}, "b": {"aws:region": "us-east-1"}},
+    )
+    assert apart == []
