@@ -15,12 +15,16 @@ import contextlib
 import socket
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from workstack.project import PulumiProject
 from workstack.sdk.local import LocalRun, run_workload
 from workstack.sdk.workload import WorkloadError, load_workload
+
+if TYPE_CHECKING:
+    from workstack.proof import Finding
 
 __all__ = ["EXAMPLES", "DemoStep", "local_broker", "render_check", "run_examples"]
 
@@ -154,26 +158,53 @@ def run_examples(
 
 @dataclass(frozen=True)
 class RenderCheck:
-    """The offline rendering of a stack: how many objects, and what the schema check says."""
+    """The offline rendering of a stack: how many objects, the schema check, the proof.
+
+    Attributes:
+        stack: The stack.
+        objects: How many Kubernetes objects it renders.
+        kinds: How many of each kind.
+        errors: Schema errors (or the Pulumi CLI's refusal of the stack's config).
+        proof: Findings of the offline proof (workstack.proof), errors and warnings.
+    """
 
     stack: str
     objects: int
     kinds: dict[str, int]
     errors: list[str]
     unchecked: list[str]
+    proof: list[Finding] = field(default_factory=list)
+
+    @property
+    def proof_errors(self) -> list[Finding]:
+        """The proof's findings that would fail ``pulumi up`` or the workloads."""
+        return [finding for finding in self.proof if finding.severity == "error"]
 
 
 def render_check(project: PulumiProject, stack: str) -> RenderCheck:
     """Run ``stack``'s program under Pulumi's mocks and check every object it renders."""
     from workstack.offline import run_program
+    from workstack.project import StackConfigError
+    from workstack.proof import StackContext, check_deployment
     from workstack.render import rendered_objects
     from workstack.schemas import CrdCatalog, default_crd_dirs, validate_objects
 
-    objects = rendered_objects(run_program(project, stack))
+    try:
+        settings = project.read_stack(stack)
+    except StackConfigError as error:  # `pulumi up` stops here, before the program runs
+        return RenderCheck(stack, 0, {}, [str(error)], [])
+    deployment = run_program(project, stack, settings)
+    objects = rendered_objects(deployment)
     check = validate_objects(objects, CrdCatalog(default_crd_dirs(project.root)))
     kinds: dict[str, int] = {}
     for obj in objects:
         kinds[obj["kind"]] = kinds.get(obj["kind"], 0) + 1
+    proof = check_deployment(deployment, StackContext.of(stack, deployment, settings.values))
     return RenderCheck(
-        stack, len(objects), dict(sorted(kinds.items())), list(check.errors), check.unchecked
+        stack,
+        len(objects),
+        dict(sorted(kinds.items())),
+        list(check.errors),
+        check.unchecked,
+        proof,
     )

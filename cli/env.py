@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from workstack.project import PulumiProject
+from workstack.project import PulumiProject, StackConfigError
 
 __all__ = [
     "DEFAULT_TTL",
@@ -139,14 +139,18 @@ def preview_config(
     """The preview stack's config: the template's, made ephemeral, plus the preview records.
 
     Raises:
-        EnvError: The template stack does not exist, or has secret values (they are encrypted
-            for the template stack and cannot be copied; set them on the preview).
+        EnvError: The template stack does not exist, the Pulumi CLI would refuse its config,
+            or it has secret values (they are encrypted for the template stack and cannot be
+            copied; set them on the preview).
     """
     try:
         settings = project.read_stack(template)
     except FileNotFoundError:
         known = ", ".join(s for s in project.stacks() if not s.startswith(PREVIEW_PREFIX))
         raise EnvError(f"template stack {template!r} does not exist; stacks: {known}") from None
+    except StackConfigError as error:
+        # The CLI would refuse the template's config, and so the preview's copy of it.
+        raise EnvError(f"template stack {template!r}: {error}") from None
     if settings.secret_keys:
         raise EnvError(
             f"template stack {template!r} has secret values ({', '.join(settings.secret_keys)}); "

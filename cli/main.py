@@ -87,7 +87,7 @@ def render(
     import pulumi
 
     from workstack.offline import ProgramError, run_program
-    from workstack.project import ConfigError, find_project
+    from workstack.project import ConfigError, ProjectError, StackConfigError, find_project
     from workstack.render import (
         duplicate_names,
         rendered_objects,
@@ -98,8 +98,9 @@ def render(
 
     try:
         project = find_project(project_dir)
+        # The Pulumi CLI's own config checks come first: `pulumi up` stops there too.
         deployment = run_program(project, stack)
-    except (FileNotFoundError, ConfigError) as error:
+    except (FileNotFoundError, ConfigError, ProjectError, StackConfigError) as error:
         fail(str(error))
     except ProgramError as failure:
         # Bad input (config, arguments) is reported as a message; anything else is a bug
@@ -123,6 +124,7 @@ def render(
         typer.echo(f"# {line}")
 
     if validate:
+        from workstack.proof import StackContext, check_deployment
         from workstack.schemas import CrdCatalog, default_crd_dirs, validate_objects
 
         catalog = CrdCatalog([*default_crd_dirs(project.root), *(crds or [])])
@@ -145,7 +147,18 @@ def render(
                 "--dry-run=server -R -f DIR",
                 err=True,
             )
-        if check.errors:
+        # What the engine, the charts and the clouds would refuse (docs/deploying.md).
+        context = StackContext.of(stack, deployment, project.read_stack(stack).values)
+        findings = check_deployment(deployment, context)
+        errors = [f for f in findings if f.severity == "error"]
+        for finding in findings:
+            mark = "INVALID" if finding.severity == "error" else "WARNING"
+            typer.echo(f"# {mark} {finding}", err=True)
+        typer.echo(
+            f"# offline proof: {len(errors)} errors, {len(findings) - len(errors)} warnings",
+            err=True,
+        )
+        if check.errors or errors:
             raise typer.Exit(1)
     if duplicates:
         raise typer.Exit(1)
@@ -225,18 +238,22 @@ def demo(
         kinds = ", ".join(f"{count} {kind}" for kind, count in check.kinds.items())
         console.print(f"{check.objects} Kubernetes objects: {kinds}")
         for message in check.errors:
-            console.print(f"[red]INVALID[/] {message}")
+            console.print(f"[red]INVALID[/] {message}", soft_wrap=True)
         console.print(
             f"schema check: {len(check.errors)} errors, {len(check.unchecked)} objects not "
             "checked" + (f" (no CRD here: {', '.join(check.unchecked)})" if check.unchecked else "")
         )
+        for finding in check.proof:
+            mark = "[red]INVALID[/]" if finding.severity == "error" else "[yellow]WARNING[/]"
+            console.print(f"{mark} {finding}", soft_wrap=True, markup=True)
+        console.print(f"offline proof: {len(check.proof_errors)} errors")
         console.print(f"see them all: workstack render --stack {stack} --validate")
         if check.unchecked:
             console.print(
                 "check those with --crds DIR (the charts' CRDs) or `kubectl apply "
                 "--dry-run=server` on your cluster"
             )
-        ok = ok and not check.errors
+        ok = ok and not check.errors and not check.proof_errors
     if not ok:
         raise typer.Exit(1)
 

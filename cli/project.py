@@ -1,17 +1,51 @@
-"""Read a Pulumi project (``Pulumi.yaml``) and its stack config files without the Pulumi CLI.
+"""Read a Pulumi project (``Pulumi.yaml``) and its stack config files as the Pulumi CLI does.
 
-The project file's typed ``config:`` schema is the single place the stack layer's keys, types
-and defaults are declared: the Pulumi CLI applies it on ``pulumi up``, and this module applies
-the same rules for ``workstack render`` and for validating a stack's config in the program.
+``pulumi up`` and ``pulumi preview`` check a stack's config against the project's ``config:``
+block before the program runs, and hand the program the merged config. This module applies
+the same rules, with the same messages, so ``workstack render`` stops exactly where the CLI
+would. The rules and where they come from (pulumi/pulumi at tag v3.259.0, the newest tag in
+the stored snapshot; the SDK pinned here is 3.272.0 and the CLI version is not pinned):
+
+- Loading ``Pulumi.yaml`` (``sdk/go/common/workspace/project.go``): a short ``key: value``
+  becomes ``{default: value}`` for a project key and ``{value: value}`` for another namespace
+  (``RewriteShorthandConfigValues``); ``Project.Validate`` refuses ``default`` together with
+  ``value``, an ``array`` without ``items``, a default not of its declared type, and a key of
+  another namespace with a ``type``, with a ``default`` or without a ``value``. The types are
+  those of ``project.json``'s ``simpleConfigType``: string, integer, boolean, array, object.
+- Reading the stack file (``sdk/go/common/workspace/loaders.go``,
+  ``stackConfigNamespacedWithProject``): a key without a namespace belongs to the project.
+  Keys the project does not declare, in any namespace, are passed on unchecked; rejecting
+  unknown ``workstack:`` keys is the program's job (``stacks/config.py``), not the engine's.
+- Merging (``pkg/workspace/config.go``, ``mergeConfig``): for each declared key in sorted
+  order, a project-namespaced key the stack does not set and that has neither ``default`` nor
+  ``value`` is missing; the others get their default (or value) written into the stack's
+  config as plaintext (``createConfigValue``: scalars by ``%v``, the rest as JSON). Missing
+  keys fail first, all in one message: ``Stack 's' is missing configuration value 'k'`` (or
+  ``values 'a', 'b' and 'c'``).
+- Validating (``validateStackConfigValues``): only explicitly typed keys, in sorted order,
+  the first failure wins. A ``secret: true`` key whose value is not ``secure:`` fails with
+  ``Stack 's' with configuration key 'k' must be encrypted as it's secret`` (a plain
+  ``default`` too, since it was merged in as plaintext); then the value must be of the type
+  (``ValidateConfigValue``): ``Stack 's' with configuration key 'k' must be of type 't'``,
+  arrays named ``array<item type>`` (``InferFullTypeName``).
+- ``pulumi up``/``preview`` wrap the error as ``validating stack config: ...``
+  (``pkg/cmd/pulumi/operations/up.go`` and ``preview.go``) and stop before the program runs.
+- The program receives every value as a string, structured values as compact JSON
+  (``sdk/python/cmd/pulumi-language-python/main.go``, ``PULUMI_CONFIG``).
+
+What cannot be done here: ``secure:`` values cannot be decrypted without the stack's secrets
+provider, so their type is not checked and the program gets a placeholder.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 
@@ -19,21 +53,29 @@ from workstack.components.manifests.settings import Problem
 from workstack.sdk.errors import WorkstackError
 
 __all__ = [
+    "CONFIG_TYPES",
     "ConfigError",
     "ConfigKey",
+    "ConfigValue",
+    "ItemsType",
     "Problem",
+    "ProjectError",
     "PulumiProject",
+    "StackConfigError",
     "StackSettings",
     "find_project",
+    "go_json",
     "load_project",
+    "merge_stack_config",
 ]
 
-ConfigType = Literal["string", "integer", "boolean", "array"]
+CONFIG_TYPES = ("string", "integer", "boolean", "array", "object")
+"""The types ``project.json`` (``simpleConfigType``) allows in a ``config:`` declaration."""
 SECRET_PLACEHOLDER = "[secret]"
 
 
 class ConfigError(WorkstackError, ValueError):
-    """A stack's config is invalid. Lists every problem found, each naming its key."""
+    """A stack's config is invalid for the program. Lists every problem, each naming its key."""
 
     def __init__(self, stack: str, problems: list[Problem]) -> None:
         self.stack = stack
@@ -42,45 +84,74 @@ class ConfigError(WorkstackError, ValueError):
         super().__init__(f"invalid config for stack {stack!r}:\n{lines}")
 
 
+class ProjectError(WorkstackError, ValueError):
+    """``Pulumi.yaml`` is one the Pulumi CLI refuses to load; the message is the CLI's."""
+
+
+class StackConfigError(WorkstackError, ValueError):
+    """The Pulumi CLI would refuse the stack's config before the program runs.
+
+    Attributes:
+        stack: The stack.
+        engine_message: The engine's own message, e.g. ``Stack 'dev' is missing
+            configuration value 'x'``.
+    """
+
+    def __init__(self, stack: str, engine_message: str) -> None:
+        self.stack = stack
+        self.engine_message = engine_message
+        super().__init__(f"validating stack config: {engine_message}")
+
+
+@dataclass(frozen=True)
+class ItemsType:
+    """The ``items`` of an array declaration: an item type, itself possibly an array."""
+
+    type: str
+    items: ItemsType | None = None
+
+
 @dataclass(frozen=True)
 class ConfigKey:
-    """One key of the project's typed config schema."""
+    """One declaration of the project's ``config:`` block.
+
+    Attributes:
+        name: The key as written in ``Pulumi.yaml`` (``nodeMax``, or ``aws:region``).
+        type: The declared type; None when the key is not explicitly typed (not checked).
+        description: Its description.
+        default: Its default (project keys only).
+        value: Its fixed value (keys of other namespaces).
+        secret: Whether a stack must set it encrypted (enforced for typed keys only).
+        items: The item type of an array.
+    """
 
     name: str
-    type: ConfigType
-    description: str
+    type: str | None
+    description: str = ""
     default: Any = None
+    value: Any = None
     secret: bool = False
-    items: ConfigType | None = None
+    items: ItemsType | None = None
 
-    def parse(self, raw: str, full_key: str) -> Any:
-        """Turn the string the engine hands the program into a typed value, or a Problem."""
-        return _parse_value(self, raw, full_key)
+    @property
+    def full_type(self) -> str:
+        """The type as the engine names it in errors: ``array<string>`` for arrays."""
+        return _full_type_name(self.type or "", self.items)
 
 
-def _parse_value(key: ConfigKey, raw: str, full_key: str) -> Any:
-    if key.type == "string":
-        return raw
-    if key.type == "integer":
-        try:
-            return int(raw)
-        except ValueError:
-            return Problem(full_key, raw, "expected an integer")
-    if key.type == "boolean":
-        lowered = raw.strip().lower()
-        if lowered in ("true", "false"):
-            return lowered == "true"
-        return Problem(full_key, raw, "expected true or false")
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = None
-    wanted = "expected a list of strings" if key.items == "string" else "expected a list"
-    if not isinstance(value, list):
-        return Problem(full_key, raw, wanted)
-    if key.items == "string" and not all(isinstance(item, str) for item in value):
-        return Problem(full_key, value, wanted)
-    return value
+@dataclass(frozen=True)
+class ConfigValue:
+    """A stack config value as the engine keeps it (``config.Value``).
+
+    Attributes:
+        text: A scalar's text, the compact JSON of a structured value, or the ciphertext.
+        secure: Set with ``secure:`` (``pulumi config set --secret``).
+        object: A structured value (list or mapping), held as JSON.
+    """
+
+    text: str
+    secure: bool = False
+    object: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,6 +168,189 @@ class StackSettings:
     secret_keys: list[str] = field(default_factory=list)
 
 
+def _full_type_name(type_name: str, items: ItemsType | None) -> str:
+    # InferFullTypeName (project.go): nested arrays read array<array<string>>.
+    if items is not None:
+        return f"array<{_full_type_name(items.type, items.items)}>"
+    return type_name
+
+
+def _conforms(type_name: str, items: ItemsType | None, value: Any) -> bool:
+    """``ValidateConfigValue`` (project.go): whether ``value`` is of the declared type."""
+    if type_name == "string":
+        return isinstance(value, str)
+    if type_name == "integer":
+        if isinstance(value, bool):
+            return False
+        if isinstance(value, int):
+            return True
+        if isinstance(value, float):
+            return math.isfinite(value) and value == math.trunc(value)
+        return isinstance(value, str) and _go_atoi(value)
+    if type_name == "boolean":
+        return value in ("true", "false") or isinstance(value, bool)
+    if type_name == "object":
+        return isinstance(value, dict)
+    if not isinstance(value, list) or items is None:
+        return False
+    return all(_conforms(items.type, items.items, item) for item in value)
+
+
+def _go_atoi(text: str) -> bool:
+    """Whether Go's ``strconv.Atoi`` accepts ``text``: an optional sign, then decimal digits."""
+    return re.fullmatch(r"[+-]?[0-9]+", text) is not None and len(text.lstrip("+-")) <= 19
+
+
+def go_json(value: Any) -> str:
+    """``value`` as Go's ``json.Marshal`` writes it: compact, sorted keys, HTML escaped."""
+    text = json.dumps(_go_numbers(value), separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _go_numbers(value: Any) -> Any:
+    """Whole floats as ints, as Go's float formatting writes them (``4.0`` -> ``4``)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        return int(value)
+    if isinstance(value, dict):
+        return {str(key): _go_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_go_numbers(item) for item in value]
+    return value
+
+
+def _scalar_text(value: Any) -> str:
+    """A scalar as the engine stores it (``object.MarshalString``): strings as-is, else JSON."""
+    return value if isinstance(value, str) else go_json(value)
+
+
+def _from_stack_file(value: Any) -> ConfigValue:
+    """A value read from a stack file, as ``config.Value`` holds it."""
+    if isinstance(value, dict) and set(value) == {"secure"}:
+        return ConfigValue(str(value["secure"]), secure=True)
+    if value is None:
+        # loaders.go, checkForEmptyConfig: "currently treated as an empty string".
+        return ConfigValue("")
+    if isinstance(value, dict | list):
+        return ConfigValue(go_json(value), secure=_has_secure(value), object=True)
+    return ConfigValue(_scalar_text(value))
+
+
+def _has_secure(value: Any) -> bool:
+    if isinstance(value, dict):
+        return set(value) == {"secure"} or any(_has_secure(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_has_secure(item) for item in value)
+    return False
+
+
+def _default_value(value: Any) -> ConfigValue:
+    """``createConfigValue`` (config.go): a default or value merged in, always plaintext."""
+    if isinstance(value, str | bool | int):
+        return ConfigValue(_scalar_text(value))
+    return ConfigValue(go_json(value), object=True)
+
+
+def _missing_message(stack: str, keys: list[str]) -> str:
+    """``missingStackConfigurationKeysError`` (config.go), word for word."""
+    quoted = [f"'{key}'" for key in keys]
+    if len(quoted) == 1:
+        return f"Stack '{stack}' is missing configuration value {quoted[0]}"
+    listed = ", ".join([*quoted[:-2], f"{quoted[-2]} and {quoted[-1]}"])
+    return f"Stack '{stack}' is missing configuration values {listed}"
+
+
+def _full_key(project: str, key: str) -> str:
+    # parseConfigKey (config.go): a key without ':' belongs to the project.
+    return key if ":" in key else f"{project}:{key}"
+
+
+def merge_stack_config(
+    project_name: str,
+    declarations: Mapping[str, ConfigKey],
+    stack: str,
+    entries: Mapping[str, ConfigValue],
+) -> StackSettings:
+    """Merge the project's declarations into a stack's config and validate it, as the CLI does.
+
+    Args:
+        project_name: The project's name, the namespace of its own keys.
+        declarations: The project's ``config:`` block, by the key as written.
+        stack: The stack's name, as the CLI puts it in its messages.
+        entries: The stack file's config by full key (``project:key``).
+
+    Returns:
+        What the program receives: every value a string; ``secure:`` values as a placeholder.
+
+    Raises:
+        StackConfigError: With the engine's message, where ``pulumi up`` would stop.
+    """
+    merged = dict(entries)
+    missing: list[str] = []
+    for name in sorted(declarations):
+        declared, key = declarations[name], _full_key(project_name, name)
+        if key in merged:
+            continue
+        if declared.default is None and declared.value is None:
+            if key.split(":", 1)[0] == project_name:
+                missing.append(name)
+            continue
+        given = declared.default if declared.default is not None else declared.value
+        merged[key] = _default_value(given)
+    if missing:
+        raise StackConfigError(stack, _missing_message(stack, missing))
+    for name in sorted(declarations):
+        declared = declarations[name]
+        value = merged.get(_full_key(project_name, name))
+        if declared.type is None or value is None:
+            continue
+        problem = _value_problem(stack, declared, value)
+        if problem:
+            raise StackConfigError(stack, problem)
+    return StackSettings(
+        values={
+            key: SECRET_PLACEHOLDER if value.secure else value.text for key, value in merged.items()
+        },
+        secret_keys=[key for key, value in merged.items() if value.secure],
+    )
+
+
+def _value_problem(stack: str, declared: ConfigKey, value: ConfigValue) -> str | None:
+    """``validateStackConfigValue`` (config.go): the secret check, then the type check."""
+    if declared.secret and not value.secure:
+        return (
+            f"Stack '{stack}' with configuration key '{declared.name}' "
+            "must be encrypted as it's secret"
+        )
+    if value.secure:
+        return None  # the decrypted value is checked by the engine; it cannot be read here
+    content: Any = json.loads(value.text) if value.object else value.text
+    if not _conforms(declared.type or "", declared.items, content):
+        return (
+            f"Stack '{stack}' with configuration key '{declared.name}' "
+            f"must be of type '{declared.full_type}'"
+        )
+    return None
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """YAML as Go's yaml.v3 reads it: only true/false are booleans (``yes``/``on`` are text)."""
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
+def _load_yaml(path: Path) -> Any:
+    return yaml.load(path.read_text(), Loader=_Yaml12Loader)  # a SafeLoader subclass
+
+
 @dataclass(frozen=True)
 class PulumiProject:
     """A Pulumi project on disk.
@@ -106,7 +360,7 @@ class PulumiProject:
         name: Project name; the namespace of its own config keys.
         main: Folder of the program.
         stack_config_dir: Folder of the ``Pulumi.<stack>.yaml`` files.
-        schema: The project's typed config keys, by short name.
+        schema: The project's ``config:`` declarations, by the key as written.
     """
 
     root: Path
@@ -127,12 +381,8 @@ class PulumiProject:
             for path in self.stack_config_dir.glob("Pulumi.*.yaml")
         )
 
-    def read_stack(self, stack: str) -> StackSettings:
-        """Read a stack's config file the way the Pulumi CLI would pass it to the program.
-
-        Project defaults fill keys the file leaves out; structured values become JSON strings;
-        ``secure:`` values, which only the stack's secrets provider can decrypt, become a
-        placeholder marked secret.
+    def stack_entries(self, stack: str) -> dict[str, ConfigValue]:
+        """The stack file's config by full key, as the engine holds it, nothing merged.
 
         Raises:
             FileNotFoundError: The stack has no config file; the message lists the stacks.
@@ -142,65 +392,95 @@ class PulumiProject:
         if not path.is_file():
             known = ", ".join(self.stacks()) or "none"
             raise FileNotFoundError(f"stack {stack!r} has no config file {path}; stacks: {known}")
-        document = yaml.safe_load(path.read_text()) or {}
+        document = _load_yaml(path) or {}
         entries = document.get("config", {}) if isinstance(document, dict) else None
         if not isinstance(entries, dict):
             raise ConfigError(stack, [Problem(str(path), entries, "expected a `config:` mapping")])
+        return {
+            _full_key(self.name, str(key)): _from_stack_file(value)
+            for key, value in entries.items()
+        }
 
-        values: dict[str, str] = {}
-        secret_keys: list[str] = []
-        for key, value in entries.items():
-            full_key = key if ":" in key else f"{self.name}:{key}"
-            if isinstance(value, dict) and set(value) == {"secure"}:
-                values[full_key] = SECRET_PLACEHOLDER
-                secret_keys.append(full_key)
-            else:
-                values[full_key] = _engine_string(value)
-        for short, key in self.schema.items():
-            full_key = f"{self.name}:{short}"
-            if full_key not in values and key.default is not None:
-                values[full_key] = _engine_string(key.default)
-        return StackSettings(values=values, secret_keys=secret_keys)
-
-    def parse_config(self, stack: str, values: Mapping[str, str]) -> dict[str, Any]:
-        """Type the project's own keys in ``values`` against the schema.
-
-        Returns:
-            Short key name to typed value for every declared key (None where unset and
-            without default).
+    def read_stack(self, stack: str) -> StackSettings:
+        """Read a stack's config the way ``pulumi up`` hands it to the program.
 
         Raises:
-            ConfigError: Listing unknown project keys and values of the wrong type.
+            FileNotFoundError: The stack has no config file; the message lists the stacks.
+            ConfigError: The file is not a mapping of keys to values.
+            StackConfigError: The CLI would stop here, before the program runs.
         """
-        prefix = f"{self.name}:"
-        problems: list[Problem] = []
-        allowed = ", ".join(sorted(self.schema))
-        for full_key in sorted(values):
-            if full_key.startswith(prefix) and full_key[len(prefix) :] not in self.schema:
-                problems.append(
-                    Problem(full_key, values[full_key], f"unknown key; known: {allowed}")
-                )
-        typed: dict[str, Any] = {}
-        for short, key in self.schema.items():
-            raw = values.get(prefix + short)
-            if raw is None:
-                typed[short] = key.default
-                continue
-            parsed = key.parse(raw, prefix + short)
-            if isinstance(parsed, Problem):
-                problems.append(parsed)
-            else:
-                typed[short] = parsed
-        if problems:
-            raise ConfigError(stack, problems)
-        return typed
+        return merge_stack_config(self.name, self.schema, stack, self.stack_entries(stack))
 
 
-def _engine_string(value: Any) -> str:
-    """Encode a config value as the engine does: strings as-is, everything else as JSON."""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value)
+def _items(declaration: Any) -> ItemsType | None:
+    if not isinstance(declaration, dict):
+        return None
+    return ItemsType(type=str(declaration.get("type")), items=_items(declaration.get("items")))
+
+
+def _declaration(project: str, key: str, raw: Any, path: Path) -> ConfigKey:
+    """One entry of the ``config:`` block, short forms rewritten and checked as the CLI does."""
+    ours = ":" not in key or key.startswith(f"{project}:")
+    if not isinstance(raw, dict):
+        # RewriteShorthandConfigValues: a project key's short form is its default.
+        raw = {"default": raw} if ours else {"value": raw}
+    unknown = sorted(set(raw) - {"type", "items", "description", "secret", "default", "value"})
+    if unknown:
+        raise ProjectError(f"{path}: config key {key!r} has unknown attributes {unknown}")
+    declared = ConfigKey(
+        name=key,
+        type=raw.get("type"),
+        description=str(raw.get("description", "")),
+        default=raw.get("default"),
+        value=raw.get("value"),
+        secret=bool(raw.get("secret", False)),
+        items=_items(raw.get("items")),
+    )
+    if declared.type is not None and declared.type not in CONFIG_TYPES:
+        raise ProjectError(
+            f"{path}: config key {key!r} has type {declared.type!r}; "
+            f"allowed: {', '.join(CONFIG_TYPES)}"
+        )
+    message = _declaration_problem(ours, declared)
+    if message:
+        raise ProjectError(f"{path}: {message}")
+    return declared
+
+
+def _declaration_problem(ours: bool, declared: ConfigKey) -> str | None:
+    """``Project.Validate`` (project.go), word for word."""
+    key = declared.name
+    if declared.default is not None and declared.value is not None:
+        return f"project config '{key}' cannot have both a 'default' and 'value' attribute"
+    if ours:
+        if declared.type == "array" and declared.items is None:
+            return (
+                f"The configuration key '{key}' declares an array but does not specify the "
+                "underlying type via the 'items' attribute"
+            )
+        if (
+            declared.type is not None
+            and declared.default is not None
+            and not _conforms(declared.type, declared.items, declared.default)
+        ):
+            return (
+                f"The default value specified for configuration key '{key}' is not of the "
+                f"expected type '{declared.full_type}'"
+            )
+        return None
+    if declared.type is not None:
+        return (
+            f"Configuration key '{key}' is not namespaced by the project and should not "
+            "define a type"
+        )
+    if declared.default is not None:
+        return (
+            f"Configuration key '{key}' is not namespaced by the project and should not define "
+            "a default value. Did you mean to use the 'value' attribute instead of 'default'?"
+        )
+    if declared.value is None:
+        return f"Configuration key '{key}' is namespaced and must provide an attribute 'value'"
+    return None
 
 
 def load_project(root: Path) -> PulumiProject:
@@ -208,28 +488,20 @@ def load_project(root: Path) -> PulumiProject:
 
     Raises:
         FileNotFoundError: There is no ``Pulumi.yaml`` in ``root``.
-        ValueError: The config schema declares a type Pulumi does not support.
+        ProjectError: The CLI would refuse the file (no name, a bad ``config:`` declaration).
     """
     path = root / "Pulumi.yaml"
-    document = yaml.safe_load(path.read_text())
-    schema: dict[str, ConfigKey] = {}
-    for short, declaration in (document.get("config") or {}).items():
-        if not isinstance(declaration, dict) or "type" not in declaration:
-            raise ValueError(f"{path}: config key {short!r} needs a type")
-        if declaration["type"] not in ("string", "integer", "boolean", "array"):
-            raise ValueError(f"{path}: config key {short!r} has unsupported type")
-        items = declaration.get("items")
-        schema[short] = ConfigKey(
-            name=short,
-            type=declaration["type"],
-            description=declaration.get("description", ""),
-            default=declaration.get("default"),
-            secret=bool(declaration.get("secret", False)),
-            items=items.get("type") if isinstance(items, dict) else None,
-        )
+    document = _load_yaml(path)
+    if not isinstance(document, dict) or not document.get("name"):
+        raise ProjectError(f"{path}: project is missing a 'name' attribute")
+    name = str(document["name"])
+    block = document.get("config") or {}
+    if not isinstance(block, dict):
+        raise ProjectError(f"{path}: `config:` must map keys to declarations")
+    schema = {str(key): _declaration(name, str(key), raw, path) for key, raw in block.items()}
     return PulumiProject(
         root=root,
-        name=document["name"],
+        name=name,
         main=(root / document.get("main", ".")).resolve(),
         stack_config_dir=(root / document.get("stackConfigDir", ".")).resolve(),
         schema=schema,
@@ -241,6 +513,7 @@ def find_project(start: Path) -> PulumiProject:
 
     Raises:
         FileNotFoundError: No folder from ``start`` upward holds a ``Pulumi.yaml``.
+        ProjectError: The CLI would refuse that ``Pulumi.yaml``.
     """
     start = start.resolve()
     for folder in (start, *start.parents):

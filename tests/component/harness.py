@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import yaml
+
 from workstack.offline import Deployment, run_program
-from workstack.project import PulumiProject, StackSettings
+from workstack.project import PulumiProject, StackSettings, go_json
 
 REMOVE = object()
 
@@ -34,3 +38,26 @@ def deploy(
         values[_key(name)] = value
         secret_keys.append(_key(name))
     return run_program(project, stack, StackSettings(values, secret_keys))
+
+
+OFFDEFAULTS = Path(__file__).resolve().parents[1] / "fixtures" / "offdefaults"
+
+
+def offdefaults_settings(project: PulumiProject, cloud: str) -> StackSettings:
+    """The off-defaults fixture of ``cloud`` as the engine hands it over: project defaults
+    merged in, ``secure:`` values decrypted (here: taken as written)."""
+    document = yaml.safe_load((OFFDEFAULTS / f"Pulumi.offdefaults-{cloud}.yaml").read_text())
+    values = {
+        f"{project.name}:{key}": go_json(declared.default)
+        if not isinstance(declared.default, str)
+        else declared.default
+        for key, declared in project.schema.items()
+    }
+    secrets: list[str] = []
+    for key, value in document["config"].items():
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            values[key] = value["secure"]
+            secrets.append(key)
+        else:
+            values[key] = value if isinstance(value, str) else go_json(value)
+    return StackSettings(values, secrets)

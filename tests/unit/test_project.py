@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from workstack.project import ConfigError, PulumiProject, find_project, load_project
+from workstack.project import PulumiProject, find_project, load_project
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,14 +44,3 @@ def test_find_project_walks_up(tmp_path: Path) -> None:
     assert find_project(ROOT / "components" / "manifests").root == ROOT
     with pytest.raises(FileNotFoundError, match=r"no Pulumi\.yaml"):
         find_project(tmp_path)
-
-
-def test_parse_config_reports_every_problem_at_once(project: PulumiProject) -> None:
-    values = {"workstack:nodeMin": "two", "workstack:nodeSpot": "yes", "workstack:colour": "red"}
-    with pytest.raises(ConfigError) as caught:
-        project.parse_config("dev", values)
-    message = str(caught.value)
-    assert "workstack:nodeMin: 'two' is not allowed; expected an integer" in message
-    assert "workstack:nodeSpot: 'yes' is not allowed; expected true or false" in message
-    assert "workstack:colour: 'red' is not allowed; unknown key; known: " in message
-    assert len(caught.value.problems) == 3
