@@ -309,5 +309,6 @@ def _missing(kind: str, hooks: list[str] | None) -> str:
         )
     return (
         f"no CRD for {kind} is installed by anything the stack applies, and the cluster is "
-        "not declared to have it (workstack:installOperators=false declares the operators')"
+        "not declared to have it (workstack:installOperators=false declares the operators' "
+        "and Argo's)"
     )

@@ -73,9 +73,14 @@ class StackContext:
         return StackContext(stack, cloud, dict(config), frozenset(provided))
 
 
-_OPERATOR_BUNDLES = ("rabbitmq-cluster-operator", "keda", "dask-kubernetes-operator")
-"""What ``workstack:installOperators`` installs: "the operators workloads need (RabbitMQ,
-KEDA, Dask)"."""
+_OPERATOR_BUNDLES = (
+    "rabbitmq-cluster-operator",
+    "keda",
+    "dask-kubernetes-operator",
+    "argo-workflows",
+)
+"""What ``workstack:installOperators`` installs cluster-wide: the operators workloads need
+(RabbitMQ, KEDA, Dask) and Argo's CRDs (ArgoWorkflowsArgs.install_crds)."""
 
 
 def _plain(value: Any) -> Any:
