@@ -16,6 +16,7 @@ from workstack.components.manifests import NamespaceSpec, build_namespace
 from workstack.components.manifests.pods import PodStorage
 from workstack.components.manifests.security import WORKLOAD_GID, WORKLOAD_UID
 from workstack.components.manifests.storage import (
+    NFS_MOUNT_OPTIONS,
     NFS_PORTS,
     NfsSettings,
     build_claim,
@@ -134,7 +135,13 @@ class NfsStorage(pulumi.ComponentResource):
         cluster_ip: pulumi.Output[str] = service_resource.spec.apply(  # type: ignore[attr-defined]
             lambda service_spec: service_spec.cluster_ip
         )
-        self._volume(name, args, {"nfs": {"server": cluster_ip, "path": "/"}}, k8s)
+        self._volume(
+            name,
+            args,
+            {"nfs": {"server": cluster_ip, "path": "/"}},
+            k8s,
+            mount_options=NFS_MOUNT_OPTIONS,
+        )
         return cluster_ip
 
     def _efs(
@@ -226,6 +233,7 @@ class NfsStorage(pulumi.ComponentResource):
         args: NfsStorageArgs,
         source: dict[str, Any],
         opts: pulumi.ResourceOptions,
+        mount_options: tuple[str, ...] = (),
     ) -> None:
         volume, claim = build_static_volume(
             name=args.settings.claim_name,
@@ -233,6 +241,7 @@ class NfsStorage(pulumi.ComponentResource):
             size=args.settings.size,
             claim_namespace=args.cluster.namespace_name,
             source=source,
+            mount_options=mount_options,
         )
         created = create_object(f"{name}-volume", volume, opts)
         create_object(

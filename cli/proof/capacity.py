@@ -45,6 +45,7 @@ __all__ = [
     "demands",
     "nodes_of",
     "pod_request",
+    "run_demands",
 ]
 
 COMPONENT_KEYS: dict[str, tuple[str, ...]] = {
@@ -197,7 +198,7 @@ def _object_demands(obj: Mapping[str, Any], autoscalers: Mapping[str, int]) -> I
         yield _broker(label, spec, keys)
     elif kind in ("DaskCluster", "DaskWorkerGroup"):
         yield from _dask(label, obj, spec, autoscalers)
-    elif kind in ("Workflow", "WorkflowTemplate"):
+    elif kind in ("Workflow", "WorkflowTemplate") and spec.get("templates"):
         steps = [
             pod_request({"containers": [t.get("container") or t.get("script")]})
             for t in spec.get("templates") or []
@@ -270,10 +271,51 @@ def demands(deployment: Deployment) -> list[Demand]:
         for o in objects
         if o.get("kind") == "DaskAutoscaler"
     }
-    found = [d for obj in objects for d in _object_demands(obj, autoscalers)]
+    # A WorkflowTemplate runs nothing until a run is submitted from it: see run_demands.
+    platform = [o for o in objects if o.get("kind") != "WorkflowTemplate"]
+    found = [d for obj in platform for d in _object_demands(obj, autoscalers)]
     for use in bundle_uses(deployment):
         if use.bundle is not None:
             found += _chart_demands(use)
+    return [d for d in found if d.count and (d.cpu_m or d.memory_mib)]
+
+
+def run_demands(deployment: Deployment) -> list[Demand]:
+    """One run of each workload, built from the stack's contract as ``workstack submit`` would.
+
+    The stack starts no work itself (its Jobs are runs), so what runs is read from the
+    contract: a job-per-file Job at its parallelism, a tasker and its workers, a Dask client,
+    a command's Job. A pipeline's steps are counted with its WorkflowTemplate.
+    """
+    from workstack.components.manifests.contract import load_contract
+    from workstack.components.manifests.runs import RunRequest, build_run
+
+    raw = _plain(deployment.outputs.get("contract"))
+    if raw is None:
+        return []
+    contract = load_contract(raw)
+    templates = {
+        (o.get("metadata") or {}).get("name"): o
+        for o in (_plain(obj) for obj in deployment.kubernetes_objects())
+        if o.get("kind") == "WorkflowTemplate"
+    }
+    found: list[Demand] = []
+    for name, workload in sorted(contract.workloads.items()):
+        if workload.pattern == "pipeline":
+            template = templates.get(workload.workflow_template)
+            if template is not None:  # one step at a time: the largest
+                found += [
+                    Demand(f"run of {name}: {d.what}", d.count, d.cpu_m, d.memory_mib, d.keys)
+                    for d in _object_demands(template, {})
+                ]
+            continue
+        config = "run: {}\n" if workload.pattern == "dask" else None
+        request = RunRequest(workload=name, run_id="capacity", config=config)
+        for obj in build_run(contract, request):
+            found += [
+                Demand(f"run of {name}: {d.what}", d.count, d.cpu_m, d.memory_mib, d.keys)
+                for d in _object_demands(obj, {})
+            ]
     return [d for d in found if d.count and (d.cpu_m or d.memory_mib)]
 
 
@@ -348,32 +390,59 @@ def _gib(mib: float) -> str:
     return f"{mib / 1024:.2f} GiB"
 
 
-def capacity_findings(deployment: Deployment, context: StackContext) -> list[Finding]:
-    """Whether the sum of what runs at once, and its largest pod, fit the nodes."""
-    nodes = nodes_of(deployment, context)
-    if isinstance(nodes, Finding):
-        return [nodes]
-    wanted = demands(deployment)
+def _overflow(
+    what: str, wanted: list[Demand], nodes: Nodes, stack: str, severity: str
+) -> Finding | None:
     cpu = sum(d.total[0] for d in wanted)
     memory = sum(d.total[1] for d in wanted)
     have_cpu, have_memory = nodes.total
-    findings = []
-    if cpu > have_cpu or memory > have_memory:
-        top = sorted(wanted, key=lambda d: d.total, reverse=True)[:6]
-        breakdown = "; ".join(
-            f"{d.what}: {d.count} x {_cores(d.cpu_m)}/{_gib(d.memory_mib)}" for d in top
-        )
-        keys = sorted({k for d in top for k in d.keys})
-        findings.append(
-            Finding(
-                "capacity",
+    if cpu <= have_cpu and memory <= have_memory:
+        return None
+    top = sorted(wanted, key=lambda d: d.total, reverse=True)[:6]
+    breakdown = "; ".join(
+        f"{d.what}: {d.count} x {_cores(d.cpu_m)}/{_gib(d.memory_mib)}" for d in top
+    )
+    keys = sorted({k for d in top for k in d.keys})
+    return Finding(
+        "capacity",
+        stack,
+        f"{what} requests {_cores(cpu)} and {_gib(memory)}, but {nodes.description} hold "
+        f"{_cores(have_cpu)} and {_gib(have_memory)} for it after system pods. Largest: "
+        f"{breakdown}. Change {', '.join(nodes.keys)}, or lower {', '.join(keys)}",
+        severity,
+    )
+
+
+def capacity_findings(deployment: Deployment, context: StackContext) -> list[Finding]:
+    """Whether what the stack runs, and what one run of each workload adds, fit the nodes.
+
+    The platform (what ``pulumi up`` waits to be ready) must fit: an error otherwise. One run
+    of every workload at once on top of it should fit too: a warning otherwise, since the
+    runs' pods then wait their turn (Jobs do not fail for lack of room). Every pod must fit
+    one node: an error otherwise, as it would never schedule.
+    """
+    nodes = nodes_of(deployment, context)
+    if isinstance(nodes, Finding):
+        return [nodes]
+    platform = demands(deployment)
+    runs = run_demands(deployment)
+    findings = [
+        finding
+        for finding in (
+            _overflow("what the stack runs", platform, nodes, context.stack, "error"),
+            _overflow(
+                "what the stack runs, with one run of each workload at once,",
+                platform + runs,
+                nodes,
                 context.stack,
-                f"what runs at once requests {_cores(cpu)} and {_gib(memory)}, but "
-                f"{nodes.description} hold {_cores(have_cpu)} and {_gib(have_memory)} "
-                f"for it after system pods. Largest: {breakdown}. Change "
-                f"{', '.join(nodes.keys)}, or lower {', '.join(keys)}",
-            )
+                "warning",
+            ),
         )
+        if finding is not None
+    ]
+    if findings and findings[0].severity == "error":
+        findings = findings[:1]
+    wanted = platform + runs
     for demand in wanted:
         if demand.cpu_m > nodes.cpu_m or demand.memory_mib > nodes.memory_mib:
             findings.append(

@@ -32,8 +32,10 @@ __all__ = [
     "default_user_conf",
 ]
 
-RABBITMQ_OPERATOR_VERSION = "2.22.3"
-"""The RabbitMQ Cluster Operator release whose CRD the tests validate against."""
+RABBITMQ_OPERATOR_VERSION = "2.21.1"
+"""The RabbitMQ Cluster Operator release: the last before v2.22.0 made cert-manager a
+requirement (webhooks with cert-manager Certificates, rabbitmq/cluster-operator#2187). Its
+RabbitmqCluster CRD is the same as v2.22.3's, which the tests validate against."""
 
 RABBITMQ_OPERATOR_MANIFEST = (
     "https://github.com/rabbitmq/cluster-operator/releases/download/"

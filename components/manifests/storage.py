@@ -30,7 +30,9 @@ from workstack.components.manifests.validation import (
 from workstack.sdk import env
 
 __all__ = [
+    "EXPORT_OPTIONS",
     "NFS_MODES",
+    "NFS_MOUNT_OPTIONS",
     "NFS_PORTS",
     "NFS_SERVER_IMAGE",
     "BucketSettings",
@@ -43,10 +45,40 @@ __all__ = [
     "nfs_pod_storage",
 ]
 
-NFS_SERVER_IMAGE = "registry.k8s.io/volume-nfs:0.8"
-"""The NFS server image Kubernetes' own end-to-end tests use; exports ``/exports`` as NFSv4 root."""
+NFS_SERVER_IMAGE = (
+    "registry.k8s.io/e2e-test-images/volume/nfs:1.6.0"
+    "@sha256:fd050af01687ef04d87bcef58b9e27f8e74cde52293113cfb35e63a0253e29c2"
+)
+"""The NFS server Kubernetes' own end-to-end tests use (CentOS Stream 9 with nfs-utils),
+pinned by the digest the registry promoter records (kubernetes/k8s.io ``images.yaml``; see
+``upstream.IMAGES``). Multi-arch. It replaces ``volume-nfs:0.8``, a 2016 image of the Docker
+schema 1 era that containerd 2 no longer pulls."""
 
-NFS_PORTS = {"nfs": 2049, "mountd": 20048, "rpcbind": 111}
+NFS_PORTS = {"nfs": 2049}
+"""NFSv4 needs only 2049 (no rpcbind, no mountd port): the volume mounts with nfsvers=4.1."""
+NFS_MOUNT_OPTIONS = ("nfsvers=4.1", "hard")
+EXPORT_OPTIONS = (
+    f"rw,fsid=0,sync,no_subtree_check,all_squash,anonuid={WORKLOAD_UID},anongid={WORKLOAD_GID}"
+)
+"""Every client user, root included, acts as the workload user: a pod that mounts the share
+cannot act as root on the data. Not ``insecure``: clients must come from a privileged port,
+as the kernel's NFS client on a node does."""
+# The image's own start script hard-codes `*(rw,fsid=0,insecure,no_root_squash)`
+# (kubernetes test/images/volume/nfs/run_nfs.sh), so the server is started here instead:
+# the export table, the kernel server's filesystem, rpc.mountd (the kernel asks it about
+# exports, NFSv4 included) and rpc.nfsd with NFSv3 off. TERM unexports and stops nfsd.
+_SERVE = f"""set -eu
+echo "/exports *({EXPORT_OPTIONS})" > /etc/exports
+mount -t nfsd nfsd /proc/fs/nfsd
+rpcbind -w
+rpc.mountd -N 3
+exportfs -r
+rpc.nfsd -N 3 8
+stop() {{ exportfs -ua; rpc.nfsd 0; exit 0; }}
+trap stop TERM INT
+echo "NFS server exporting /exports ({EXPORT_OPTIONS})"
+while true; do sleep 3600 & wait $!; done
+"""
 NFS_MODES = ("in-cluster", "managed")
 FILESTORE_MINIMUM = "1Ti"
 _ENDPOINT = re.compile(r"^https?://[^\s/]+(/\S*)?$")
@@ -113,6 +145,7 @@ def build_nfs_server(
                         {
                             "name": "nfs-server",
                             "image": NFS_SERVER_IMAGE,
+                            "command": ["sh", "-c", _SERVE],
                             "ports": [
                                 {"name": port_name, "containerPort": port, "protocol": "TCP"}
                                 for port_name, port in NFS_PORTS.items()

@@ -674,24 +674,31 @@ _DASK_BUNDLE = Bundle(
     ),
 )
 
-# -- RabbitMQ Cluster Operator v2.22.3 (release manifest) -----------------------------------
+# -- RabbitMQ Cluster Operator v2.21.1 (release manifest) -----------------------------------
+# v2.22.0 added admission webhooks whose certificates come from cert-manager (Issuer,
+# Certificate objects in the manifest; rabbitmq/cluster-operator#2187): nothing installs
+# cert-manager here, so the pin is v2.21.1, the last release without it (2026-06-08). Its
+# CRD, RBAC, namespace and manager are the same as v2.22.3's (`git diff v2.21.1 v2.22.3 --
+# config/crd config/rbac config/manager config/namespace` is empty), so the v2.22.3 CRD in
+# ../shared/crds validates its RabbitmqCluster.
 
-_RMQ = "rabbitmq/cluster-operator@v2.22.3"
+_RMQ = "rabbitmq/cluster-operator@v2.21.1"
 _RABBITMQ = Bundle(
     key=(
         "manifest:https://github.com/rabbitmq/cluster-operator/releases/download/"
-        "v2.22.3/cluster-operator.yml"
+        "v2.21.1/cluster-operator.yml"
     ),
     name="rabbitmq-cluster-operator",
-    version="2.22.3",
+    version="2.21.1",
     exists=(
-        f"{_RMQ} (tag, 03e0b49c); cluster-operator.yml is uploaded by "
-        ".github/workflows/build-test-publish.yml:593-600 from `kustomize build "
-        "config/installation` (Makefile:373-379)"
+        f"{_RMQ} (tag, 859e50e4, 2026-06-08); cluster-operator.yml is made by `make "
+        "generate-installation-manifest` (Makefile:388-393: kustomize build config/installation, "
+        "then the operator image overlay) and uploaded with the release"
     ),
     notes=(
-        "The release asset could not be downloaded here; its documents were reproduced with "
-        "`kubectl kustomize` from config/installation at the tag (research, chart-facts.md §4a)."
+        "The release asset could not be downloaded here; its documents follow from "
+        "config/installation at the tag: namespace, CRD, RBAC, manager, metrics service. No "
+        "webhook, no cert-manager objects (config/installation/kustomization.yaml)."
     ),
     crds=(
         CrdSource(
@@ -700,16 +707,13 @@ _RABBITMQ = Bundle(
             source=f"{_RMQ}:config/crd/bases/rabbitmq.com_rabbitmqclusters.yaml",
         ),
     ),
-    custom_resources=(
-        "cert-manager.io/Issuer",
-        "cert-manager.io/Certificate",
-    ),
+    custom_resources=(),
     pods=(
         ChartPod(
             "rabbitmq-cluster-operator",
             cpu_m=200,
             memory_mib=500,
-            image="ghcr.io/rabbitmq/cluster-operator:2.22.3",
+            image="ghcr.io/rabbitmq/cluster-operator:2.21.1",
             source=f"{_RMQ}:config/manager/manager.yaml:62-68",
         ),
     ),
@@ -733,16 +737,6 @@ _RABBITMQ = Bundle(
             "rabbitmq-cluster-operator-rolebinding",
             source=f"{_RMQ}:config/rbac/role_binding.yaml:16",
         ),
-        ClusterObject(
-            "MutatingWebhookConfiguration",
-            "cluster-operator-mutating-webhook-configuration",
-            source=f"{_RMQ}:config/webhook/manifests.yaml (name prefix from config/installation)",
-        ),
-        ClusterObject(
-            "ValidatingWebhookConfiguration",
-            "cluster-operator-validating-webhook-configuration",
-            source=f"{_RMQ}:config/webhook/manifests.yaml (name prefix from config/installation)",
-        ),
     ),
 )
 
@@ -753,13 +747,13 @@ BUNDLES: dict[str, Bundle] = {
 
 RABBITMQ_DEFAULT_RESOURCES = (1000, 2048)
 """CPU (m) and memory (MiB) a RabbitmqCluster's node requests when ``spec.resources`` is
-unset: rabbitmq/cluster-operator@v2.22.3:api/v1beta1/rabbitmqcluster_types.go:74."""
+unset: rabbitmq/cluster-operator@v2.21.1:api/v1beta1/rabbitmqcluster_types.go:73."""
 RABBITMQ_SETUP_CONTAINER = (20, 64)
-"""Its init container's requests: rabbitmq/cluster-operator@v2.22.3:internal/resource/
+"""Its init container's requests: rabbitmq/cluster-operator@v2.21.1:internal/resource/
 statefulset.go:40-41."""
 RABBITMQ_DEFAULT_IMAGE = "rabbitmq:4.2.6-management"
 """The image a RabbitmqCluster runs when ``spec.image`` is unset:
-rabbitmq/cluster-operator@v2.22.3:cmd/main.go:75."""
+rabbitmq/cluster-operator@v2.21.1:cmd/main.go:73."""
 
 
 # -- images ---------------------------------------------------------------------------------
@@ -848,8 +842,8 @@ IMAGES: dict[str, ImageFact] = {
             _NO_DIGEST,
         ),
         ImageFact(
-            "ghcr.io/rabbitmq/cluster-operator:2.22.3",
-            "rabbitmq/cluster-operator release v2.22.3 (the manifest's operator)",
+            "ghcr.io/rabbitmq/cluster-operator:2.21.1",
+            "rabbitmq/cluster-operator release v2.21.1 (the manifest's operator)",
             None,
             _NO_DIGEST,
         ),

@@ -89,7 +89,7 @@ def test_the_dag_and_retries_are_as_declared() -> None:
     assert templates["fit"]["retryStrategy"] == {"limit": 2, "retryPolicy": "OnFailure"}
     assert "retryStrategy" not in templates["get"]
     fit = templates["fit"]["container"]
-    assert fit["resources"]["requests"] == {"cpu": "1", "memory": "2Gi"}
+    assert fit["resources"]["requests"] == {"cpu": "500m", "memory": "1Gi"}
     assert fit["args"] == [
         "pipeline",
         "step",

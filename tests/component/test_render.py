@@ -115,20 +115,7 @@ def test_present_masks_nested_values() -> None:
     assert present({"a": [Secret("x"), 1], "b": Secret(3)}) == {"a": [SECRET, 1], "b": SECRET}
 
 
-PROOF_KNOWN = (
-    "the offline proof finds issue 12's violations in this stack (CRDs only a hook installs, "
-    "unpinned NFS image, images without platforms, and more: tests/component/"
-    "test_offline_proof.py lists each)"
-)
-
-
-@pytest.mark.parametrize(
-    "stack",
-    [
-        pytest.param(s, marks=pytest.mark.xfail(strict=True, reason=PROOF_KNOWN))
-        for s in ("minikube", "gke", "eks")
-    ],
-)
+@pytest.mark.parametrize("stack", ["minikube", "gke", "eks"])
 def test_render_validate_passes_for_every_default_stack(stack: str) -> None:
     """The goal of issue 12: `workstack render --validate` passes, as `pulumi up` would."""
     result = runner.invoke(app, ["render", "--stack", stack, "--project", str(ROOT), "--validate"])
@@ -158,7 +145,6 @@ def test_render_validate_runs_the_proof_and_exits_1_on_its_errors() -> None:
     assert "offline proof" not in plain.stderr, "the proof runs with --validate only"
 
 
-@pytest.mark.xfail(strict=True, reason=PROOF_KNOWN)
 def test_the_demo_render_check_passes_for_minikube() -> None:
     """`workstack demo` ends with this check: it fails while the minikube stack cannot come up."""
     from workstack.demo import render_check

@@ -91,7 +91,7 @@ def test_images_are_loaded_on_minikube_and_pushed_by_digest_elsewhere(
     name, deployment = stack
     images = deployment.of_type("docker-build:index:Image")
     assert len(images) == 4
-    workload_containers = [c for c in containers(deployment) if "volume-nfs" not in c["image"]]
+    workload_containers = [c for c in containers(deployment) if "volume/nfs" not in c["image"]]
     if name == "minikube":
         assert all(image.inputs["push"] is False for image in images)
         assert all(c["imagePullPolicy"] == "Never" for c in workload_containers)

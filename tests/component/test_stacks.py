@@ -139,9 +139,10 @@ def test_eks_cluster(project: PulumiProject) -> None:
     assert entry["accessPolicies"]["cluster-admin"]["accessScope"] == {"type": "cluster"}
 
     nodes = only(deployment, "eks:index:ManagedNodeGroup")
-    assert nodes["instanceTypes"] == ["m6i.large"]
+    assert nodes["instanceTypes"] == ["m6i.xlarge"]
     assert nodes["capacityType"] == "ON_DEMAND"
-    assert nodes["scalingConfig"] == {"minSize": 1, "maxSize": 4, "desiredSize": 1}
+    # Nothing scales the group: it runs nodeMin nodes, sized to hold the stack (capacity).
+    assert nodes["scalingConfig"] == {"minSize": 3, "maxSize": 3, "desiredSize": 3}
     assert only(deployment, "eks:index:Addon")["addonName"] == "eks-pod-identity-agent"
 
     repository = only(deployment, "aws:ecr/repository:Repository")

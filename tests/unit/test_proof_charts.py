@@ -139,10 +139,29 @@ def test_a_crds_dir_does_not_count_with_skip_crds() -> None:
     assert len(crd_findings(bad, bundle_uses(bad), context("gke"))) == 1
 
 
-def test_custom_resources_a_bundle_itself_creates_need_their_crds_too() -> None:
-    """cluster-operator.yml v2.22.3 holds cert-manager Issuer and Certificates."""
+def test_custom_resources_a_bundle_itself_creates_need_their_crds_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """cluster-operator.yml v2.22.x held cert-manager Issuer and Certificates (#2187)."""
+    import dataclasses
+
+    from workstack.components.manifests import upstream
     from workstack.components.manifests.rabbitmq import RABBITMQ_OPERATOR_MANIFEST
 
+    key = f"manifest:{RABBITMQ_OPERATOR_MANIFEST}"
+    manifest = res(
+        "kubernetes:yaml/v2:ConfigFile",
+        "rabbitmq-operator",
+        {"file": RABBITMQ_OPERATOR_MANIFEST},
+        provider=provider_ref(),
+    )
+    pinned = crd_findings(deployment(manifest), bundle_uses(deployment(manifest)), context("eks"))
+    assert pinned == [], "the pinned release (v2.21.1) needs no cert-manager"
+    like_2_22 = dataclasses.replace(
+        upstream.BUNDLES[key],
+        custom_resources=("cert-manager.io/Issuer", "cert-manager.io/Certificate"),
+    )
+    monkeypatch.setitem(upstream.BUNDLES, key, like_2_22)
     manifest = res(
         "kubernetes:yaml/v2:ConfigFile",
         "rabbitmq-operator",

@@ -6,7 +6,6 @@ from stacks.config import default_cluster_name, parse_stack_config
 from workstack.components import (
     EksClusterArgs,
     GkeClusterArgs,
-    JobSettings,
     MinikubeClusterArgs,
     NfsSettings,
 )
@@ -16,10 +15,12 @@ from workstack.project import ConfigError, PulumiProject
 def test_minikube_stack(project: PulumiProject) -> None:
     config = parse_stack_config("minikube", project.read_stack("minikube").values)
     assert config.cloud == "minikube"
-    assert config.cluster == MinikubeClusterArgs(context="minikube", namespace="workstack")
+    assert config.cluster == MinikubeClusterArgs(
+        context="minikube", namespace="workstack", cpus=4, memory="10Gi"
+    )
     assert config.nfs == NfsSettings()
     assert config.bucket is None
-    assert config.job == JobSettings()
+    assert config.job.parallelism == 2, "sized to fit the declared minikube node"
     assert [w.spec.name for w in config.workloads] == [
         "csv-clean",
         "dask-bench",
@@ -52,7 +53,7 @@ def test_eks_stack_and_ephemeral_overrides(project: PulumiProject) -> None:
     assert config.cluster.deletion_protection is False
     assert config.cluster.force_delete_images is True
     assert config.cluster.cluster_name == "workstack-pr-42"
-    assert config.cluster.instance_types == ("m6i.large",)
+    assert config.cluster.instance_types == ("m6i.xlarge",)
 
 
 def test_model_defaults_apply_when_config_leaves_keys_out() -> None:

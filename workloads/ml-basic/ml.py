@@ -29,8 +29,8 @@ def build() -> Pipeline:
                 inputs={"joined": "join.csv"},
                 outputs={"model": "model.json", "metrics": "metrics.json"},
                 retries=2,
-                cpu="1",
-                memory="2Gi",
+                cpu="500m",
+                memory="1Gi",
             ),
         ),
     )
