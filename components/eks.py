@@ -119,7 +119,10 @@ class EksCluster(KubernetesCluster):
             # storage protection.
             vpc_cni_options=eks.VpcCniOptionsArgs(enable_network_policy=True),
             deletion_protection=args.deletion_protection,
-            opts=child,
+            # EKS refuses to delete a protected cluster only when its turn comes, after
+            # `pulumi destroy` has removed everything in it; Pulumi's own protect stops the
+            # destroy in its preview, before anything is deleted.
+            opts=pulumi.ResourceOptions(parent=self, protect=args.deletion_protection),
         )
         # The name as an output of the cluster, not the configured string: what takes it
         # (add-ons, Pod Identity associations) then waits until the control plane is up (its

@@ -94,7 +94,10 @@ class GkeCluster(KubernetesCluster):
             # Managed NFS (NfsStorage mode "managed") provisions Filestore through this driver.
             addons_config={"gcp_filestore_csi_driver_config": {"enabled": True}},
             deletion_protection=args.deletion_protection,
-            opts=child,
+            # GKE checks deletion_protection only when the cluster itself is deleted, after
+            # `pulumi destroy` has removed everything in it; Pulumi's own protect stops the
+            # destroy in its preview, before anything is deleted.
+            opts=pulumi.ResourceOptions(parent=self, protect=args.deletion_protection),
         )
         self.cluster_name = cluster.name
         self.workload_pool = cluster.workload_identity_config.apply(

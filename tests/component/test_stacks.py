@@ -292,3 +292,18 @@ def test_images_are_built_for_the_nodes_with_the_storage_extra(
     assert with_extra.tag in tag
     if extra:
         assert plain.tag not in tag, "the storage extra is in the image, so in its tag"
+
+
+@pytest.mark.parametrize(
+    ("stack", "token"), [("gke", "gcp:container/cluster:Cluster"), ("eks", "eks:index:Cluster")]
+)
+def test_a_protected_stack_fails_destroy_before_deleting_anything(
+    project: PulumiProject, stack: str, token: str
+) -> None:
+    """Issue 12: GKE's and EKS's own deletion protection fails `pulumi destroy` only when the
+    cluster's turn comes, after everything in it is gone. Pulumi's protect fails the destroy
+    in its preview (pulumi/pulumi pkg/resource/deploy/step.go, DeleteStep.Apply)."""
+    [protected] = deploy(project, stack).of_type(token)
+    assert protected.protect is True
+    [preview] = deploy(project, stack, ephemeral="true").of_type(token)
+    assert preview.protect is False, "a preview is destroyed in one go"
