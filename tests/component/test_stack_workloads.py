@@ -217,3 +217,35 @@ def test_operators_are_installed_once_for_several_workloads(project: PulumiProje
     assert by_name["simulations-2"].waits_for("simulations-keda")
     assert by_name["dask-bench-2"].waits_for("dask-bench-operator")
     assert not by_name["simulations"].depends_on
+
+
+@pytest.mark.parametrize("stack", ["minikube", "gke", "eks"])
+def test_the_seed_examples_deploy_and_run_from_every_stack(
+    project: PulumiProject, stack: str, assert_schema_valid: Any
+) -> None:
+    """Issue 17: the argparse script, the one-off experiment and the Ploomber project render
+    for every stack, and their runs are built from the contract like any other."""
+    deployment = deploy(project, stack, workloads='["clc-preprocess", "experiment", "ml-ploomber"]')
+    assert_schema_valid(rendered_objects(deployment))
+    contract = contract_of(deployment)
+    assert {n: w.pattern for n, w in contract.workloads.items()} == {
+        "clc-preprocess": "job-per-file",
+        "experiment": "command",
+        "ml-ploomber": "pipeline",
+    }
+    script = run_of(deployment, "clc-preprocess", files=("a.txt",))["Job/clc-preprocess-r1"]
+    args = script["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--command") + 1] == contract.workloads["clc-preprocess"].command
+    experiment = run_of(deployment, "experiment")["Job/experiment-r1"]
+    container = experiment["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][:3] == ["command", "run", "--command"]
+    assert experiment["spec"]["completions"] == 1
+    runs = [
+        *run_of(deployment, "clc-preprocess", files=("a.txt",)).values(),
+        experiment,
+        *run_of(deployment, "ml-ploomber").values(),
+    ]
+    assert_schema_valid(runs)
+    for obj in runs:
+        for template in pod_templates(obj):
+            assert restricted_violations(template.spec) == [], template.source
