@@ -84,12 +84,14 @@ class StackSettings(Settings):
     """Shared storage for workloads: `nfs` (a ReadWriteMany volume mounted at /data), `bucket`
     (S3 on EKS, GCS on GKE, an S3-compatible endpoint on minikube) or `both`."""
     workloads: Names = setting((), "workloads")
-    """Workloads (folders under workloads/) the stack builds into images and runs, each in
-    its pattern: job-per-file (an Indexed Job), queue-workers (RabbitMQ, a tasker and
-    workers), dask (a Dask cluster) or pipeline (Argo Workflows and a WorkflowTemplate)."""
+    """Workloads (folders under workloads/) the stack builds into images and deploys the
+    platform of, each in its pattern: job-per-file and command (runs are Jobs made by
+    `workstack submit`), queue-workers (RabbitMQ; runs are a tasker and workers), dask (a Dask
+    cluster) or pipeline (Argo Workflows and a WorkflowTemplate)."""
     install_operators: Flag = setting(True, "installOperators")
-    """Install the operators workloads need (RabbitMQ, KEDA, Dask). Turn off when another
-    stack on the same cluster installed them."""
+    """Install what is cluster-wide: the operators workloads need (RabbitMQ, KEDA, Dask) and
+    Argo's CRDs. Turn off when another stack on the same cluster installed them (a minikube
+    preview does): destroying this stack then leaves them in place."""
     docker_host: OptionalText = setting(None, "dockerHost", unset="")
     """minikube only. Docker engine images are built with (and loaded into), e.g. the ssh://
     address `minikube docker-env --ssh-host` prints. Empty uses DOCKER_HOST or the local one."""

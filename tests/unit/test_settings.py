@@ -101,6 +101,14 @@ def test_pulumi_yaml_is_generated_from_the_models() -> None:
     assert (ROOT / "Pulumi.yaml").read_text() == pulumi_yaml(), "run `make schema`"
 
 
+def test_the_keys_table_in_the_docs_is_generated_from_the_models() -> None:
+    from stacks.schema import with_keys_table
+
+    docs = (ROOT / "docs" / "stacks.md").read_text()
+    assert docs == with_keys_table(docs), "run `make schema`"
+    assert "`jobShards` | integer | `10` |" in docs
+
+
 def test_defaults_are_pinned() -> None:
     assert {key.name: key.default for key in project_keys()} == PINNED_DEFAULTS
 
