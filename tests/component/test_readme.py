@@ -19,7 +19,7 @@ def _example() -> str:
 
 def test_the_components_example_deploys(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)  # its workload_dir is relative to the program's folder
-    deployment = run_function(lambda: exec(_example(), {}))  # noqa: S102 - the README's code
+    deployment = run_function(lambda: exec(_example(), {}))
     [job] = deployment.of_type("kubernetes:batch/v1:Job")
     assert job.inputs["metadata"]["name"] == "clean-2026-11-29"
     assert job.inputs["spec"]["completions"] == 50
