@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from workstack.project import PulumiProject, StackConfigError
+from workstack.sdk.errors import WorkstackError
 
 __all__ = [
     "DEFAULT_TTL",
@@ -49,7 +50,7 @@ _TTL = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
 Output = Callable[[str], None]
 
 
-class EnvError(ValueError):
+class EnvError(WorkstackError, ValueError):
     """A preview environment cannot be made or removed as asked; the message says why."""
 
 

@@ -7,12 +7,14 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from workstack.sdk.errors import WorkstackError
+
 __all__ = ["CallableError", "load_callable"]
 
 _PATH = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*([:.][A-Za-z_][\w]*)$")
 
 
-class CallableError(ValueError):
+class CallableError(WorkstackError, ValueError):
     """A function path does not name an importable callable; the message says why."""
 
 

@@ -22,6 +22,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from workstack.sdk.errors import WorkstackError
+
 __all__ = [
     "EXIT_BAD_INPUT",
     "ONCE_PLACEHOLDERS",
@@ -45,7 +47,7 @@ _PLACEHOLDER = re.compile(r"(?<![$\{])\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})")
 _TAIL = 2000
 
 
-class CommandError(ValueError):
+class CommandError(WorkstackError, ValueError):
     """A command template is not usable; the message names the key, the value and what fits.
 
     Attributes:

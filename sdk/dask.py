@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from workstack.sdk import env
 from workstack.sdk.callables import load_callable
+from workstack.sdk.errors import WorkstackError
 from workstack.sdk.storage import open_storage
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ _CREDENTIAL_KEYS = {"key", "secret_key"}
 _FORMATS = (".csv", ".parquet")
 
 
-class DaskConfigError(ValueError):
+class DaskConfigError(WorkstackError, ValueError):
     """The run config is invalid; the message names the key and what is allowed."""
 
 
@@ -77,7 +78,7 @@ EXIT_OUTPUT_KEPT = 74
 computation succeeded, so a Job should not simply run it again."""
 
 
-class OutputError(RuntimeError):
+class OutputError(WorkstackError, RuntimeError):
     """The DataFrame could not be written to ``output.path``; it was kept in a local file.
 
     Attributes:

@@ -43,6 +43,7 @@ from workstack.sdk.commands import (
     render,
     run_command,
 )
+from workstack.sdk.errors import WorkstackError
 from workstack.sdk.storage import Storage, normalize_url, open_storage
 
 __all__ = [
@@ -63,7 +64,7 @@ COMMAND_PLACEHOLDERS = ("input", "output", "output_dir")
 log = logging.getLogger("workstack.files")
 
 
-class JobError(ValueError):
+class JobError(WorkstackError, ValueError):
     """A job-per-file run is set up wrong (arguments, locations); the message says how."""
 
 

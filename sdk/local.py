@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from workstack.sdk.errors import WorkstackError
 from workstack.sdk.workload import Workload
 
 __all__ = ["LocalResult", "LocalRun", "LocalRunError", "default_out", "run_workload"]
@@ -33,7 +34,7 @@ __all__ = ["LocalResult", "LocalRun", "LocalRunError", "default_out", "run_workl
 DEFAULT_WORKERS = 2
 
 
-class LocalRunError(ValueError):
+class LocalRunError(WorkstackError, ValueError):
     """A local run's options do not fit the workload; the message names the option."""
 
 

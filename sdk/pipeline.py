@@ -35,6 +35,7 @@ from typing import Any
 
 from workstack.sdk.callables import load_callable
 from workstack.sdk.commands import run_command
+from workstack.sdk.errors import WorkstackError
 from workstack.sdk.storage import Storage, open_storage
 
 __all__ = [
@@ -55,7 +56,7 @@ CONVENTIONS = ("workstack", "ploomber")
 SCRIPT_RUNNERS = ("python", "notebook")
 
 
-class PipelineError(ValueError):
+class PipelineError(WorkstackError, ValueError):
     """A pipeline is declared wrong; the message names the steps involved."""
 
 
@@ -340,7 +341,7 @@ def _runner(step: Step, root: Path | None, workdir: Path | None) -> Runner:
     return run_command_step
 
 
-class StepError(RuntimeError):
+class StepError(WorkstackError, RuntimeError):
     """A step's command or script failed; the message has its exit status and last output."""
 
 

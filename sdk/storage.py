@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, Literal
 
+from workstack.sdk.errors import WorkstackError
+
 __all__ = ["FOLDER_MARKER", "Storage", "StorageError", "normalize_url", "open_storage"]
 
 Protocol = Literal["file", "s3", "gcs"]
@@ -30,7 +32,7 @@ FOLDER_MARKER = ".workstack-complete"
 """Uploaded last into a folder published to an object store: the folder is complete."""
 
 
-class StorageError(ValueError):
+class StorageError(WorkstackError, ValueError):
     """A storage URL or key is not usable; the message says what is allowed."""
 
 

@@ -36,6 +36,8 @@ import yaml
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from workstack.sdk.errors import WorkstackError
+
 __all__ = [
     "COMMAND_PATTERNS",
     "EXTRAS",
@@ -74,7 +76,7 @@ _KEYS = ("name", "pattern", "entrypoint", "command", "extras")
 _RUNTIME = "workstack"
 
 
-class WorkloadError(ValueError):
+class WorkloadError(WorkstackError, ValueError):
     """A workload folder is not usable; the message names the file, the key and what is allowed.
 
     Attributes:

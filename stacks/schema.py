@@ -95,7 +95,7 @@ def keys_markdown() -> str:
     """Every stack key as a Markdown table: key, type, default, meaning."""
     rows = ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
     for key in project_keys():
-        kind = "list of strings" if key.type == "array" else key.type
+        kind: str = "list of strings" if key.type == "array" else key.type
         if key.secret:
             kind, default = "secret", "(none: set with `--secret`)"
         elif key.default in ("", None):

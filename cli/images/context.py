@@ -40,6 +40,7 @@ from workstack.images.ignore import IgnoreRules
 from workstack.images.rendering import is_rendering
 from workstack.images.source import SourceError, WorkstackSource, find_source
 from workstack.images.wheelhouse import default_wheelhouse, resolve_wheels
+from workstack.sdk.errors import WorkstackError
 from workstack.sdk.workload import Workload, load_workload
 
 __all__ = [
@@ -142,7 +143,7 @@ _REQUIREMENTS_HEADER = (
 )
 
 
-class ContextError(ValueError):
+class ContextError(WorkstackError, ValueError):
     """The context cannot be made from this input (bad option, extra, file or output path)."""
 
 

@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from workstack.images.context import BuildContext
+from workstack.sdk.errors import WorkstackError
 
 __all__ = ["BuildResult", "Docker", "DockerError", "build_image"]
 
 
-class DockerError(RuntimeError):
+class DockerError(WorkstackError, RuntimeError):
     """The docker CLI is missing, the daemon does not answer, or a build failed."""
 
 

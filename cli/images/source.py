@@ -47,6 +47,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from workstack.sdk.errors import WorkstackError
+
 __all__ = [
     "DISTRIBUTION",
     "IMAGE_EXTRAS_EXCLUDED",
@@ -72,7 +74,7 @@ _WHEEL_TABLES = ("build-system", "project")
 _INSTALLER_FILES = ("INSTALLER", "REQUESTED", "direct_url.json", "RECORD")
 
 
-class SourceError(RuntimeError):
+class SourceError(WorkstackError, RuntimeError):
     """workstack's own install cannot be put into an image; the message says why and what to do."""
 
 

@@ -33,12 +33,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+from workstack.sdk.errors import WorkstackError
+
 __all__ = ["WheelhouseError", "default_wheelhouse", "resolve_wheels"]
 
 _RESOLVED = ".workstack-resolved"
 
 
-class WheelhouseError(RuntimeError):
+class WheelhouseError(WorkstackError, RuntimeError):
     """pip could not provide a wheel for every requirement; the message has pip's reason."""
 
 
