@@ -43,16 +43,11 @@ def deploy(
 OFFDEFAULTS = Path(__file__).resolve().parents[1] / "fixtures" / "offdefaults"
 
 
-def offdefaults_settings(project: PulumiProject, cloud: str) -> StackSettings:
-    """The off-defaults fixture of ``cloud`` as the engine hands it over: project defaults
-    merged in, ``secure:`` values decrypted (here: taken as written)."""
+def offdefaults_config(cloud: str) -> tuple[dict[str, str], list[str]]:
+    """The off-defaults fixture of ``cloud``, its values as the engine hands them over
+    (``secure:`` values "decrypted": taken as written) and its secret keys."""
     document = yaml.safe_load((OFFDEFAULTS / f"Pulumi.offdefaults-{cloud}.yaml").read_text())
-    values = {
-        f"{project.name}:{key}": go_json(declared.default)
-        if not isinstance(declared.default, str)
-        else declared.default
-        for key, declared in project.schema.items()
-    }
+    values: dict[str, str] = {}
     secrets: list[str] = []
     for key, value in document["config"].items():
         if isinstance(value, dict) and set(value) == {"secure"}:
@@ -60,4 +55,22 @@ def offdefaults_settings(project: PulumiProject, cloud: str) -> StackSettings:
             secrets.append(key)
         else:
             values[key] = value if isinstance(value, str) else go_json(value)
-    return StackSettings(values, secrets)
+    return values, secrets
+
+
+def with_project_defaults(
+    project: PulumiProject, values: dict[str, str], secrets: list[str]
+) -> StackSettings:
+    """``values`` with every declared key's default merged in, as the CLI hands them over."""
+    defaults = {
+        f"{project.name}:{key}": declared.default
+        if isinstance(declared.default, str)
+        else go_json(declared.default)
+        for key, declared in project.schema.items()
+    }
+    return StackSettings(defaults | values, secrets)
+
+
+def offdefaults_settings(project: PulumiProject, cloud: str) -> StackSettings:
+    """The off-defaults fixture of ``cloud`` with the project's defaults merged in."""
+    return with_project_defaults(project, *offdefaults_config(cloud))

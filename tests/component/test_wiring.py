@@ -15,14 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from stacks.config import PROJECT, SETTINGS_MODELS, project_keys
 from workstack.components import EksClusterArgs, GkeClusterArgs, MinikubeClusterArgs
 from workstack.components.manifests.settings import StackKey, stack_keys
 from workstack.offline import Deployment, Secret, run_program
-from workstack.project import PulumiProject, StackSettings
+from workstack.project import PulumiProject, go_json
 from workstack.render import rendered_objects, summary_lines, to_yaml
+
+from .harness import offdefaults_config, with_project_defaults
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "offdefaults"
 CLOUDS = ("minikube", "gke", "eks")
@@ -65,33 +66,17 @@ COMPANIONS = {
 
 
 def _fixture(cloud: str) -> tuple[dict[str, str], list[str]]:
-    """The fixture's config as the engine hands it over: secrets decrypted (here: as written)."""
-    document = yaml.safe_load((FIXTURES / f"Pulumi.offdefaults-{cloud}.yaml").read_text())
-    values: dict[str, str] = {}
-    secrets: list[str] = []
-    for key, value in document["config"].items():
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            values[key] = value["secure"]
-            secrets.append(key)
-        else:
-            values[key] = value if isinstance(value, str) else json.dumps(value)
-    return values, secrets
-
-
-def _with_defaults(project: PulumiProject, values: dict[str, str]) -> dict[str, str]:
-    """Project defaults applied as the CLI applies them (every declared key is handed over)."""
-    merged = {f"{PROJECT}:{k}": _engine(v.default) for k, v in project.schema.items()}
-    return merged | values
+    return offdefaults_config(cloud)
 
 
 def _engine(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
+    return value if isinstance(value, str) else go_json(value)
 
 
 def _render(
     project: PulumiProject, cloud: str, values: dict[str, str], secrets: list[str]
 ) -> Deployment:
-    settings = StackSettings(values=_with_defaults(project, values), secret_keys=secrets)
+    settings = with_project_defaults(project, values, secrets)
     return run_program(project, f"offdefaults-{cloud}", settings)
 
 
