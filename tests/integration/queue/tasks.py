@@ -22,12 +22,31 @@ def _mark(root: str, kind: str, name: str) -> None:
 
 
 def record(root: str, value: int, seconds: float = 0.0) -> int:
-    """Sleep, write ``value`` to the task's output folder and return its square."""
+    """Sleep, write ``value`` to the task's output folder and return its square.
+
+    Also leaves ``markers/spans/<id>/<uuid>`` holding "<start> <end>" (Unix times) of this
+    execution, so a test can tell whether two executions overlapped.
+    """
+    began = time.time()
     _mark(root, "started", f"{os.getpid()}-{uuid.uuid4().hex[:8]}")
     time.sleep(seconds)
     (current_task().output_dir / "value.txt").write_text(f"{value}\n")
     _mark(root, "effects", uuid.uuid4().hex)
+    open_storage(root).write_text(
+        f"markers/spans/{current_task().id}/{uuid.uuid4().hex}", f"{began} {time.time()}"
+    )
     return value * value
+
+
+def hold_gil(root: str, seconds: int) -> str:
+    """Block in C for ``seconds`` without releasing the GIL (libc sleep through ctypes.PyDLL,
+    which keeps the GIL during the call, unlike ctypes.CDLL)."""
+    import ctypes
+
+    _mark(root, "started", f"{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    ctypes.PyDLL(None).sleep(seconds)
+    _mark(root, "effects", uuid.uuid4().hex)
+    return "held"
 
 
 def poison(root: str) -> None:
