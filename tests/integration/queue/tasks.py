@@ -1,7 +1,7 @@
 """Tasks the queue integration tests run on real workers.
 
 Each leaves markers in the queue's storage so a test can count what really happened:
-``markers/started/<id>/<pid>-<n>`` when an attempt starts (the pid is the worker's) and
+``markers/started/<id>/<worker>-<n>`` when an attempt starts (the worker's name) and
 ``markers/effects/<id>/<uuid>`` when it completes, just before the result is stored.
 """
 
@@ -28,7 +28,7 @@ def record(root: str, value: int, seconds: float = 0.0) -> int:
     execution, so a test can tell whether two executions overlapped.
     """
     began = time.time()
-    _mark(root, "started", f"{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    _mark(root, "started", f"{current_task().worker}-{uuid.uuid4().hex[:8]}")
     time.sleep(seconds)
     (current_task().output_dir / "value.txt").write_text(f"{value}\n")
     _mark(root, "effects", uuid.uuid4().hex)
@@ -43,7 +43,7 @@ def hold_gil(root: str, seconds: int) -> str:
     which keeps the GIL during the call, unlike ctypes.CDLL)."""
     import ctypes
 
-    _mark(root, "started", f"{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    _mark(root, "started", f"{current_task().worker}-{uuid.uuid4().hex[:8]}")
     ctypes.PyDLL(None).sleep(seconds)
     _mark(root, "effects", uuid.uuid4().hex)
     return "held"
@@ -51,7 +51,7 @@ def hold_gil(root: str, seconds: int) -> str:
 
 def poison(root: str) -> None:
     """Fail every time."""
-    _mark(root, "started", f"{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    _mark(root, "started", f"{current_task().worker}-{uuid.uuid4().hex[:8]}")
     raise ValueError("poison task: this input can never be processed")
 
 

@@ -134,7 +134,7 @@ def test_a_leftover_stop_does_not_end_the_next_runs_worker(
     assert harness.wait_exit(worker_b) == 0
     assert "stop message of an earlier run" in harness.log(worker_b)
     assert all(harness.result(t.id)["worker"] == "b" for t in second)
-    counts = harness.counts(second, report_b)
+    counts = harness.counts(first + second, report_b)
     report_counts("a stop message left over from an earlier run", counts)
     assert (counts.lost, counts.duplicated, counts.unexpected, counts.extra_runs) == (0, 0, 0, 0)
 
@@ -148,11 +148,10 @@ def test_sigterm_rounds_at_prefetch_10_dead_letter_nothing(
     tasks = [harness.record(n, 0.4) for n in range(30)]
     tasker = harness.start_tasker(tasks, workers=1, max_attempts=3)
     for round_ in range(4):
-        victim = harness.start_worker("--prefetch", "10", name=f"round{round_}")
+        name = f"round{round_}"
+        victim = harness.start_worker("--prefetch", "10", name=name)
         wait_for(
-            lambda v=victim: any(
-                m.startswith(f"{v.pid}-") for t in tasks for m in _started(harness, t)
-            ),
+            lambda n=name: any(m.startswith(f"{n}-") for t in tasks for m in _started(harness, t)),
             30,
             "the worker to start a task",
         )
