@@ -116,7 +116,7 @@ def _json_value(field_name: str, value: Any) -> str:
         raise QueueError(
             f"{field_name}: {_short(value)} is not allowed; expected JSON values (None, bool, "
             f"numbers, strings, lists, dicts with string keys) ({type(error).__name__}: "
-            f"{_short(str(error))})"
+            f"{str(error)[:80]})"
         ) from None
     _check_depth(field_name, value, 1)
     return text
@@ -124,7 +124,7 @@ def _json_value(field_name: str, value: Any) -> str:
 
 def _short(value: Any, limit: int = 80) -> str:
     try:
-        text = value if isinstance(value, str) else repr(value)
+        text = repr(value)
     except (ValueError, RecursionError):  # e.g. an int with too many digits to print
         text = f"<{type(value).__name__}>"
     return text if len(text) <= limit else f"{text[:limit]}..."
@@ -496,7 +496,7 @@ def _load(body: bytes) -> dict[str, Any]:
         # int("7" * 5000) and the like: Python refuses integers above 4300 digits
         # (sys.int_info.default_max_str_digits) rather than spend quadratic time on them.
         raise MessageError(
-            f"message body cannot be decoded ({_short(str(error), 200)}); numbers must have at "
+            f"message body cannot be decoded ({str(error)[:200]}); numbers must have at "
             f"most 4300 digits; {_EXAMPLE}"
         ) from None
     except MemoryError:
@@ -546,7 +546,7 @@ def _check_keys(data: Mapping[str, Any], allowed: set[str], kind: str) -> None:
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise MessageError(
-            f"{kind} message has unknown field(s) {[_short(k, 40) for k in unknown[:10]]}; "
+            f"{kind} message has unknown field(s) {[k[:40] for k in unknown[:10]]}; "
             f"allowed: {sorted(allowed)}"
         )
 
