@@ -14,9 +14,14 @@ Storage layout, under the queue set's storage root (keys are task ids):
 - ``runs/<run>.json``: a tasker's run, ``"finished": true`` once its stop messages are out.
 
 **Done** means: the result record exists and is complete JSON with status ``done``, its command
-(if any) exited 0, and every output and file it lists still exists. A task whose record is
-there but whose outputs were deleted (asreview's tasker wipes its work folder first) is not
-done: the next run runs it again.
+(if any) exited 0, every output and file it lists still exists, and a command ran in the work
+folder that is there now. A task whose record is there but whose outputs were deleted
+(asreview's tasker wipes its work folder first) is not done: the next run runs it again.
+
+The work folder's identity is ``workstack-work.json`` in it (a random id, made by the first
+tasker or worker that finds none; not a hidden file, so ``rm -rf work/*`` removes it too).
+A command's record keeps the id: once the folder is wiped and made again, every command that
+ran in it counts as not done, whether or not its files could be told from its command line.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import sys
 import tempfile
 import time
 import traceback
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +58,7 @@ __all__ = [
     "record_is_done",
     "result_key",
     "stored_ids",
+    "work_identity",
 ]
 
 _ERROR_LIMIT = 4000
@@ -89,8 +96,42 @@ def _in_work(work_dir: str, relative: str) -> str:
     return os.path.join(work_dir, relative.rstrip("/"))
 
 
+WORK_ID_FILE = "workstack-work.json"
+
+
+def work_identity(work_dir: str, *, create: bool) -> str | None:
+    """The work folder's id (see the module docstring); made now if ``create`` and missing."""
+    path = os.path.join(work_dir, WORK_ID_FILE)
+    for _ in range(3):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                found = json.load(handle).get("id")
+            return str(found) if found else None
+        except FileNotFoundError:
+            if not create:
+                return None
+        except (OSError, ValueError, AttributeError):
+            return None
+        os.makedirs(work_dir, exist_ok=True)
+        temp = f"{path}.{os.getpid()}.{time.monotonic_ns()}.tmp"
+        with open(temp, "w", encoding="utf-8") as handle:
+            json.dump({"id": uuid.uuid4().hex}, handle)
+        try:
+            os.link(temp, path)  # fails if another process made it first: then read theirs
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(temp)
+    return None
+
+
 def record_is_done(
-    record: Mapping[str, Any], storage: Storage, work_dir: str, *, stored: set[str] | None = None
+    record: Mapping[str, Any],
+    storage: Storage,
+    work_dir: str,
+    *,
+    stored: set[str] | None = None,
+    work_id: str | bool | None = False,
 ) -> str | None:
     """Why the task of ``record`` is not done, or None if it is (see the module docstring).
 
@@ -99,6 +140,7 @@ def record_is_done(
         storage: The queue set's storage.
         work_dir: The work folder its ``files`` are relative to.
         stored: Every key under ``outputs/``, if already listed (saves a lookup per key).
+        work_id: The work folder's current id, if already read (False: read it here).
     """
     if record.get("status") != "done":
         return "its result record is incomplete"
@@ -112,6 +154,10 @@ def record_is_done(
     for relative in record.get("files") or ():
         if not os.path.exists(_in_work(work_dir, str(relative))):
             return f"its file {relative} is gone from the work folder"
+    if record.get("work"):
+        current = work_identity(work_dir, create=False) if work_id is False else work_id
+        if record["work"] != current:
+            return "the work folder it ran in was wiped since"
     return None
 
 
@@ -132,12 +178,15 @@ def done_ids(
     if not present:
         return set(), {}
     outputs = set(storage.list("outputs"))
+    work_id = work_identity(work_dir, create=False)
     done: set[str] = set()
     stale: dict[str, str] = {}
     for task_id in sorted(present):
         record = _read_record(storage, task_id)
         why = "its result record is unreadable" if record is None else None
-        why = why or record_is_done(record or {}, storage, work_dir, stored=outputs)
+        why = why or record_is_done(
+            record or {}, storage, work_dir, stored=outputs, work_id=work_id
+        )
         if why is None:
             done.add(task_id)
         else:
@@ -323,6 +372,7 @@ class TaskRunner:
                 if message.get("command") is not None:
                     exit_code, files = self._run_command(message, context)
                     record["exit_code"] = exit_code
+                    record["work"] = work_identity(self._work_dir, create=True)
                     if files:
                         record["files"] = files
                 else:

@@ -152,6 +152,16 @@ class Executor:
         """Queue a task for it."""
         _write_all(self._task_fd, _frame(b"T", _TASK.pack(seq, attempt, final) + body))
 
+    def send_many(self, tasks: list[tuple[int, int, bool, bytes]]) -> None:
+        """Queue several tasks with one write."""
+        _write_all(
+            self._task_fd,
+            b"".join(
+                _frame(b"T", _TASK.pack(seq, attempt, final) + body)
+                for seq, attempt, final, body in tasks
+            ),
+        )
+
     def cancel_pending(self) -> None:
         """Have it hand back (as ``skipped``) every task it has not started."""
         with contextlib.suppress(OSError):

@@ -40,7 +40,7 @@ from workstack.sdk.queue.messages import Stage
 from workstack.sdk.queue.tasker import Tasker, as_stages
 from workstack.sdk.workload import Workload
 
-__all__ = ["load_stages_from", "run_local"]
+__all__ = ["load_stages_from", "missing_requirements", "run_local"]
 
 _LOG = logging.getLogger("workstack.queue.local")
 _WORKER_EXIT_WAIT = 60.0
@@ -75,6 +75,27 @@ def load_stages_from(entrypoint: str, root: str | Path | None = None) -> list[St
         ) from None
 
 
+def missing_requirements(workload: Workload) -> list[str]:
+    """The workload's requirements that this Python environment does not satisfy."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    missing = []
+    for line in workload.requirements:
+        requirement = Requirement(line)
+        if requirement.marker is not None and not requirement.marker.evaluate():
+            continue
+        try:
+            version = metadata.version(requirement.name)
+        except metadata.PackageNotFoundError:
+            missing.append(line)
+            continue
+        if requirement.specifier and not requirement.specifier.contains(version, prereleases=True):
+            missing.append(f"{line} (found {version})")
+    return missing
+
+
 def run_local(
     workload: Workload,
     *,
@@ -106,6 +127,15 @@ def run_local(
         raise QueueError(
             f"{workload.folder}: pattern {declared.pattern!r} is not queue-workers; run it with "
             "`workstack run` (which picks the pattern's local mode)"
+        )
+    missing = missing_requirements(workload)
+    if missing:
+        # The workers run the workload's commands with this interpreter, as pods run them with
+        # the image's: what the image would install must be here.
+        raise QueueError(
+            f"{workload.folder}: requirements not installed in this environment "
+            f"({sys.executable}): {', '.join(missing)}; install them first (pip install -r "
+            f"{workload.dependency_file}), or run with a Python that has them"
         )
     with _broker(broker_url or os.environ.get(BROKER_URL_ENV)) as url:
         return _run(workload, storage_url, url, workers, progress, worker_args)

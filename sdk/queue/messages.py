@@ -259,6 +259,11 @@ class Task:
             raise QueueError(f"id: {_short(self.id)} is not allowed; {ID_ALLOWED}")
 
     def _check_extras(self) -> None:
+        if not self.outputs and not self.env and self.shell is None and self.on_error == "fail":
+            # The defaults: nothing to check (the usual task; decoding stays cheap).
+            object.__setattr__(self, "outputs", ())
+            object.__setattr__(self, "env", {})
+            return
         outputs = self.outputs
         if isinstance(outputs, str | bytes) or not isinstance(outputs, Sequence):
             raise QueueError(
@@ -455,6 +460,17 @@ def _reject_constant(name: str) -> Any:
     raise _ConstantError(name)
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _InfiniteError(text)
+    return value
+
+
+class _InfiniteError(ValueError):
+    pass
+
+
 class _ConstantError(ValueError):
     pass
 
@@ -477,7 +493,12 @@ def _load(body: bytes) -> dict[str, Any]:
             f"message body {bytes(body[:60])!r} is not valid UTF-8 ({error}); {_EXAMPLE}"
         ) from None
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = json.loads(text, parse_constant=_reject_constant, parse_float=_finite)
+    except _InfiniteError:
+        raise MessageError(
+            "message body has a number too large for a float (such as 1e999), which is not "
+            "allowed; numbers must be finite"
+        ) from None
     except _ConstantError as error:
         raise MessageError(
             f"message body has the number {error}, which is not allowed (NaN and Infinity are "
@@ -506,7 +527,9 @@ def _load(body: bytes) -> dict[str, Any]:
             f"message body is a JSON {type(data).__name__}; expected a JSON object with "
             '"v" and "kind"'
         )
-    _check_decoded(data)
+    # Fewer brackets than levels allowed (counting those in strings too): no need to look.
+    if body.count(b"[") + body.count(b"{") > MAX_DEPTH:
+        _check_decoded(data)
     if data.get("v") != PROTOCOL_VERSION:
         raise MessageError(
             f"message field v: {_short(data.get('v'))} is not allowed; expected {PROTOCOL_VERSION}"
@@ -515,7 +538,7 @@ def _load(body: bytes) -> dict[str, Any]:
 
 
 def _check_decoded(data: Any) -> None:
-    """Depth and numbers of a decoded document: at most MAX_DEPTH levels, finite floats."""
+    """A decoded document has at most MAX_DEPTH levels (and finite floats)."""
     stack = [(data, 1)]
     while stack:
         item, depth = stack.pop()

@@ -38,7 +38,7 @@ from pika.adapters.select_connection import SelectConnection
 
 from workstack.sdk.queue import broker
 from workstack.sdk.queue.config import BrokerError, QueueError, TaskerSpec, redact_url
-from workstack.sdk.queue.execution import done_ids, error_key, stored_ids
+from workstack.sdk.queue.execution import done_ids, error_key, stored_ids, work_identity
 from workstack.sdk.queue.messages import (
     COPY_HEADER,
     ERROR_HEADER,
@@ -682,6 +682,7 @@ class Tasker:
         work_dir = self.spec.work_folder
         if storage.protocol == "file":
             os.makedirs(work_dir, exist_ok=True)
+            work_identity(work_dir, create=True)
         state = _RunState(stages, run, self.spec.workers, storage, work_dir, self.spec.env)
         _write_run(storage, run, finished=False)
         view = make_progress(progress)

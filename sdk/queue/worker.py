@@ -144,6 +144,7 @@ class _Slot:
         self.executor = executor
         self.assigned: collections.deque[_Delivery] = collections.deque()
         self.kill_at: float | None = None
+        self.outbox: list[tuple[int, int, bool, bytes]] = []
 
 
 class _Markers:
@@ -255,6 +256,7 @@ class Worker:
         self._unsettled: dict[int, None] = {}  # deliveries of this channel not settled, by tag
         self._acks: list[int] = []
         self._flush_scheduled = False
+        self._send_scheduled = False
         self._notes: list[Completion] = []
         self._notes_timer: Any = None
         self._published = 0  # publishes on the confirm channel of this connection
@@ -354,10 +356,22 @@ class Worker:
             if len(slot.assigned) == 1:
                 delivery.started_at = time.monotonic()
             final = delivery.attempt >= self.spec.max_attempts
-            try:
-                slot.executor.send(delivery.seq, delivery.attempt, final, delivery.body)
-            except OSError:  # the executor died; its outcome pipe tells the rest
-                return
+            slot.outbox.append((delivery.seq, delivery.attempt, final, delivery.body))
+            # One write per executor for every delivery of this turn of the loop: fewer
+            # wake-ups of the executor, which then finds several tasks at once.
+            if not self._send_scheduled:
+                self._send_scheduled = True
+                self._loop.call_later(0, self._send)
+
+    def _send(self) -> None:
+        self._send_scheduled = False
+        for slot in self._slots:
+            if slot.outbox:
+                tasks, slot.outbox = slot.outbox, []
+                try:
+                    slot.executor.send_many(tasks)
+                except OSError:  # the executor died; its outcome pipe tells the rest
+                    continue
 
     def _on_outcomes(self, slot: _Slot) -> None:
         for seq, outcome in slot.executor.outcomes():
@@ -383,6 +397,7 @@ class Worker:
         slot.executor.close(kill=True)
         assigned = list(slot.assigned)
         slot.assigned.clear()
+        slot.outbox.clear()
         slot.kill_at = None
         index = self._slots.index(slot)
         if assigned:
@@ -611,6 +626,7 @@ class Worker:
         self._acks.clear()
         self._pending.clear()
         self._waiting.clear()
+        self._send()  # what is queued for executors goes first, then is skipped
         for slot in self._slots:
             slot.executor.cancel_pending()
             if slot.assigned and self._markers is not None:
@@ -719,6 +735,7 @@ class Worker:
         self._waiting.clear()
         for delivery in waiting:
             self._outcome(delivery, Outcome("skipped"))
+        self._send()  # what is queued for executors goes first, then is skipped
         for slot in self._slots:
             if len(slot.assigned) > 1:
                 slot.executor.cancel_pending()
