@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-deps
 
-.PHONY: setup system-deps demo test lint unit bench clean
+.PHONY: setup system-deps demo test lint unit bench clean examples
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,17 @@ $(STAMP): pyproject.toml | $(BIN)/python
 # added since, and takes a second.
 setup: $(STAMP)
 	$(BIN)/pip install --quiet --no-deps -e . --config-settings editable_mode=strict
+
+# Examples with an environment of their own: asreview-makita needs pandas < 3, which the dev
+# environment's Dask extra does not allow. Reinstalled when its requirements change.
+EXAMPLES_VENV := .venv-asreview
+$(EXAMPLES_VENV)/.installed: workloads/asreview-makita/requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(EXAMPLES_VENV)
+	$(EXAMPLES_VENV)/bin/pip install --quiet --upgrade pip
+	$(EXAMPLES_VENV)/bin/pip install --quiet -e '.[queue]' -r workloads/asreview-makita/requirements.txt
+	touch $@
+
+examples: $(EXAMPLES_VENV)/.installed
 
 # Every example workload locally (RabbitMQ for the queue example: installed if missing, a
 # private node started for the run), then the minikube stack rendered and checked offline.
@@ -38,7 +49,7 @@ lint: setup
 system-deps:
 	scripts/install-system-deps
 
-unit: setup system-deps
+unit: setup system-deps examples
 	$(BIN)/pytest
 
 test: lint unit
@@ -48,4 +59,4 @@ bench: setup system-deps
 	$(BIN)/python -m tests.bench
 
 clean:
-	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .import_linter_cache
+	rm -rf $(VENV) $(EXAMPLES_VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .import_linter_cache

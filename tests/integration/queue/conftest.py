@@ -62,11 +62,15 @@ class Counts:
     unexpected: int
     extra_runs: int
     effects: dict[str, int] = field(default_factory=dict)
+    submitted: int = 0
+    completed: int = 0
+    dead_lettered: int = 0
 
     def __str__(self) -> str:
         return (
-            f"lost={self.lost} duplicated={self.duplicated} unexpected={self.unexpected} "
-            f"extra_runs={self.extra_runs}"
+            f"submitted={self.submitted} completed={self.completed} lost={self.lost} "
+            f"duplicated={self.duplicated} unexpected={self.unexpected} "
+            f"extra_runs={self.extra_runs} dead_lettered={self.dead_lettered}"
         )
 
 
@@ -263,6 +267,9 @@ class QueueHarness:
             unexpected=len(results - expected),
             extra_runs=sum(count - 1 for count in effects.values() if count > 1),
             effects=effects,
+            submitted=len(ids),
+            completed=len(results & ids),
+            dead_lettered=report.failed,
         )
 
 
