@@ -69,3 +69,16 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def crash(root: str) -> None:
+    """Kill the process running the task, as a segfault or the OOM killer would."""
+    _mark(root, "started", f"{current_task().worker}-{uuid.uuid4().hex[:8]}")
+    os._exit(9)
+
+
+def spin(root: str, seconds: float) -> None:
+    """Run longer than the task's timeout."""
+    _mark(root, "started", f"{current_task().worker}-{uuid.uuid4().hex[:8]}")
+    time.sleep(seconds)
+    _mark(root, "effects", uuid.uuid4().hex)

@@ -302,3 +302,37 @@ def test_a_published_copy_of_each_task_is_identical(harness: QueueHarness) -> No
     task = harness.record(3)
     body = json.loads(encode_task(task, stage="main", run="r"))
     assert body["call"] == "tests.integration.queue.tasks:record"
+
+
+# -- executors: crashes and timeouts --------------------------------------------------------------
+
+
+def test_a_task_that_kills_its_process_is_a_failed_attempt_not_a_dead_worker(
+    harness: QueueHarness, report_counts: Report
+) -> None:
+    crash = Task(call="tests.integration.queue.tasks:crash", args=[harness.storage_url])
+    tasks = [crash] + [harness.record(n) for n in range(5)]
+    worker = harness.start_worker("--max-attempts", "2")
+    report = harness.run_tasker(tasks, workers=1, max_attempts=2)
+    assert (report.done, report.failed) == (5, 1), report
+    assert "the worker's process running the task exited with status 9" in report.errors[crash.id]
+    assert harness.wait_exit(worker) == 0
+    assert harness.log(worker).count("connected to") == 1  # the worker itself never died
+    assert len(_started(harness, crash)) == 2
+    counts = harness.counts(tasks, report, failing=frozenset({crash.id}))
+    report_counts("a task that kills its own process (os._exit)", counts)
+    assert (counts.lost, counts.duplicated, counts.unexpected, counts.extra_runs) == (0, 0, 0, 0)
+
+
+def test_timeouts_stop_commands_and_calls(harness: QueueHarness) -> None:
+    command = Task(command="sleep 30", timeout=1, id="slow-command")
+    call = Task(
+        call="tests.integration.queue.tasks:spin", args=[harness.storage_url, 30], timeout=1
+    )
+    worker = harness.start_worker("--max-attempts", "1")
+    report = harness.start_tasker([command, call], workers=1, max_attempts=1).result(timeout=90)
+    assert report.failed == 2, report
+    assert report.errors["slow-command"].startswith("timed out after 1 s")
+    assert report.errors[call.id].startswith("timed out after 1 s")
+    assert harness.wait_exit(worker) == 0
+    assert harness.markers("effects") == {}  # neither ran to its end
