@@ -210,8 +210,11 @@ class Executor:
             os.close(self._reader.fd)
 
     def exit_description(self) -> str:
-        """How the process ended, for an error message."""
-        code = self.process.poll()
+        """How the process ended, for an error message (its pipe closing comes first)."""
+        try:
+            code = self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            code = None
         if code is None:
             return "is still running"
         if code < 0:
