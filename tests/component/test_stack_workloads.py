@@ -88,7 +88,7 @@ BAD = [
         {"workloads": '["csv-clean", "fraud-detect"]'},
         [
             "workstack:workloads: 'fraud-detect'",
-            "known workloads: csv-clean, dask-bench, ml-basic, simulations",
+            "known workloads: asreview-makita, csv-clean, dask-bench, ml-basic, simulations",
         ],
     ),
     ({"workloads": '["csv-clean", "csv-clean"]'}, ["list each workload once"]),

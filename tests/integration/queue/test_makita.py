@@ -74,3 +74,64 @@ def test_makitas_jobs_sh_runs_unchanged_split_in_stages(
     assert "the work folder it ran in was wiped since: running it again" in again.stderr
     assert table.exists()
     assert (work / "output" / "tables" / "metrics_sim_all.csv").exists()
+
+
+@pytest.mark.skipif(not PYTHON.exists(), reason="needs the example's environment: make examples")
+def test_the_rendered_tasker_and_worker_jobs_run_it_with_a_read_only_app(
+    rabbitmq: LocalBroker, tmp_path: Path
+) -> None:
+    """The container commands the stack renders for the example, run here as its pods would:
+    the workload folder read-only (as /app is), the storage a writable folder (the NFS mount)."""
+    from workstack.components.manifests.queue import QueueWorkersSpec, build_queue_workers
+    from workstack.policy import pod_templates
+
+    app = tmp_path / "app"
+    shutil.copytree(EXAMPLE, app, ignore=shutil.ignore_patterns("__pycache__"))
+    storage = tmp_path / "data" / "asreview-makita"
+    spec = QueueWorkersSpec(
+        name="asreview-makita",
+        namespace="workstack",
+        instance="asreview-makita",
+        image="registry.example/asreview-makita:1",
+        broker_secret="rabbitmq-broker",
+        storage_url=str(storage),
+        tasks_from="makita_flow.plan:stages",
+        queue="asreview-makita",
+        workers=2,
+    )
+    jobs = {obj["metadata"]["name"]: obj for obj in build_queue_workers(spec)}
+
+    def argv(job: str) -> list[str]:
+        [template] = pod_templates(jobs[job])
+        [container] = template.spec["containers"]
+        assert container["command"] == ["workstack"]
+        return [str(PYTHON), "-m", "workstack", *container["args"]]
+
+    for path in [app, *app.rglob("*")]:
+        path.chmod(path.stat().st_mode & ~0o222)  # read-only, as /app is in pods
+    env = dict(os.environ, WORKSTACK_BROKER_URL=rabbitmq.url, PYTHONPATH=str(app))
+    try:
+        workers = [
+            subprocess.Popen(
+                [*argv("asreview-makita-workers"), "--worker-id", f"pod-{n}"],
+                cwd=app,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=(tmp_path / f"pod-{n}.log").open("w"),
+            )
+            for n in range(2)
+        ]
+        tasker = subprocess.run(
+            argv("asreview-makita-tasker"), cwd=app, env=env, capture_output=True, text=True,
+            timeout=600, check=False,
+        )  # fmt: skip
+        codes = [worker.wait(timeout=120) for worker in workers]
+    finally:
+        for path in [app, *app.rglob("*")]:
+            path.chmod(path.stat().st_mode | 0o200)
+    assert tasker.returncode == 0, tasker.stderr
+    assert codes == [0, 0]
+    assert not list(app.rglob("output"))  # nothing written where the image is
+    table = storage / "work" / "output" / "tables" / "metrics" / "metrics_sim_toy.csv"
+    with table.open() as handle:
+        assert len(list(csv.DictReader(handle))) == 2
