@@ -7,9 +7,11 @@ connection or stayed unreachable; 130/143 a worker stopped by SIGINT/SIGTERM.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -143,6 +145,20 @@ def _need_pika() -> None:
         _fail("the queue commands need pika: pip install 'workstack[queue]'")
 
 
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def _parse_env(pairs: list[str]) -> dict[str, str]:
     found = {}
     for pair in pairs:
@@ -237,10 +253,9 @@ def tasker(
             no_worker_timeout=no_worker_timeout or None,
         )
         # The entrypoint (and the commands it may run itself, like makita's part 1) sees the
-        # work folder the workers use.
-        os.environ[WORK_DIR_ENV] = spec.work_folder
-        os.environ[STORAGE_URL_ENV] = storage
-        stages = load_task_files(files) if files else load_stages_from(str(source))
+        # work folder the workers use; only while it runs (this may be a test's process).
+        with _environment({WORK_DIR_ENV: spec.work_folder, STORAGE_URL_ENV: storage}):
+            stages = load_task_files(files) if files else load_stages_from(str(source))
         report = Tasker(spec).run(stages, progress=progress)
     except BrokerError as error:
         _fail(str(error), EXIT_BROKER)

@@ -300,8 +300,11 @@ class TaskRunner:
     def is_done(self, task_id: str) -> bool:
         """Whether the task is done (see the module docstring): its record and outputs."""
         if self._local:
+            path = self._result_path(task_id)
+            if not os.access(path, os.F_OK):  # the usual case, without an exception
+                return False
             try:
-                with open(self._result_path(task_id), "rb") as handle:
+                with open(path, "rb") as handle:
                     raw = handle.read()
             except OSError:
                 return False

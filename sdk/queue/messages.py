@@ -476,6 +476,8 @@ class _ConstantError(ValueError):
 
 
 _EXAMPLE = 'expected a JSON object such as {"v": 1, "kind": "task", ...}'
+# One decoder for every message: json.loads builds a new one per call when given hooks.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite)
 
 
 def _load(body: bytes) -> dict[str, Any]:
@@ -493,7 +495,7 @@ def _load(body: bytes) -> dict[str, Any]:
             f"message body {bytes(body[:60])!r} is not valid UTF-8 ({error}); {_EXAMPLE}"
         ) from None
     try:
-        data = json.loads(text, parse_constant=_reject_constant, parse_float=_finite)
+        data = _DECODER.decode(text)
     except _InfiniteError:
         raise MessageError(
             "message body has a number too large for a float (such as 1e999), which is not "
