@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-deps
 
-.PHONY: setup source-view system-deps demo test lint unit bench clean schema
+.PHONY: setup source-view system-deps demo test lint unit bench clean schema examples
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,17 @@ VIEW := build/src
 source-view:
 	$(BIN)/python scripts/source-view --out $(VIEW)
 
+# Examples with an environment of their own: asreview-makita needs pandas < 3, which the dev
+# environment's Dask extra does not allow. Reinstalled when its requirements change.
+EXAMPLES_VENV := .venv-asreview
+$(EXAMPLES_VENV)/.installed: workloads/asreview-makita/requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(EXAMPLES_VENV)
+	$(EXAMPLES_VENV)/bin/pip install --quiet --upgrade pip
+	$(EXAMPLES_VENV)/bin/pip install --quiet -e '.[queue]' -r workloads/asreview-makita/requirements.txt
+	touch $@
+
+examples: $(EXAMPLES_VENV)/.installed
+
 # Every example workload locally (RabbitMQ for the queue example: installed if missing, a
 # private node started for the run), then the minikube stack rendered and checked offline.
 demo: setup
@@ -43,7 +54,7 @@ lint: setup source-view
 system-deps:
 	scripts/install-system-deps
 
-unit: setup system-deps
+unit: setup system-deps examples
 	$(BIN)/pytest
 
 test: lint unit
@@ -57,4 +68,4 @@ bench: setup system-deps
 	$(BIN)/python -m tests.bench
 
 clean:
-	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .import_linter_cache
+	rm -rf $(VENV) $(EXAMPLES_VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .import_linter_cache

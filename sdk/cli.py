@@ -392,7 +392,8 @@ def run(
         typer.Option(
             "--broker",
             envvar="WORKSTACK_BROKER_URL",
-            help="queue-workers: RabbitMQ URL; default amqp://127.0.0.1:5672.",
+            help="queue-workers: RabbitMQ URL; default a RabbitMQ on 127.0.0.1:5672, else a "
+            "private node started for the run.",
             show_default=False,
         ),
     ] = None,
@@ -433,6 +434,7 @@ def run(
     from workstack.sdk.local import LocalRun, default_out, run_workload
     from workstack.sdk.queue.cli import configure_logging
     from workstack.sdk.queue.config import BrokerError
+    from workstack.sdk.queue.localbroker import BrokerUnavailableError
     from workstack.sdk.workload import load_workload
 
     _logging()
@@ -454,7 +456,8 @@ def run(
                 suffix=suffix,
             ),
         )
-    except BrokerError as error:
+    except (BrokerError, BrokerUnavailableError) as error:
+        # No --broker and nothing on 127.0.0.1:5672: a private node was to be started.
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(EXIT_BROKER) from None
     except ValueError as error:

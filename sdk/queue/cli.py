@@ -7,8 +7,11 @@ connection or stayed unreachable; 130/143 a worker stopped by SIGINT/SIGTERM.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -19,8 +22,12 @@ from workstack.sdk.queue.config import (
     EXIT_BAD_INPUT,
     EXIT_BROKER,
     EXIT_FAILED,
+    QUEUE_ENV,
+    RUN_ID_ENV,
     STORAGE_URL_ENV,
+    WORK_DIR_ENV,
     BrokerError,
+    QueueError,
     TaskerSpec,
     WorkerSpec,
 )
@@ -35,7 +42,34 @@ queue_app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-_QueueOption = Annotated[str, typer.Option("--queue", "-q", help="Name of the queue set.")]
+_QueueOption = Annotated[
+    str, typer.Option("--queue", "-q", envvar=QUEUE_ENV, help="Name of the queue set.")
+]
+_WorkDirOption = Annotated[
+    str | None,
+    typer.Option(
+        "--work-dir",
+        envvar=WORK_DIR_ENV,
+        help="Folder commands run in; default <storage>/work for a folder storage.",
+        show_default=False,
+    ),
+]
+_RunOption = Annotated[
+    str | None,
+    typer.Option(
+        "--run-id",
+        envvar=RUN_ID_ENV,
+        help="The run: the tasker's run id; a worker given it obeys only that run's stop "
+        "messages. Default: the tasker makes one up.",
+        show_default=False,
+    ),
+]
+_VerboseOption = Annotated[
+    bool,
+    typer.Option(
+        "--verbose", "-v", help="Debug logging, and pika's own INFO lines (hidden otherwise)."
+    ),
+]
 _BrokerOption = Annotated[
     str | None,
     typer.Option(
@@ -78,8 +112,17 @@ class _StderrHandler(logging.StreamHandler[Any]):
         pass
 
 
-def configure_logging(level: int = logging.INFO) -> None:
-    """Log workstack's queue events to stderr, unless the application configured logging."""
+def configure_logging(level: int = logging.INFO, *, verbose: bool | None = None) -> None:
+    """Log workstack's queue events to stderr, unless the application configured logging.
+
+    pika logs every connection step at INFO (two thirds of a run's output); it is kept at
+    WARNING unless ``verbose`` (or ``WORKSTACK_VERBOSE=1``) asks for it.
+    """
+    if verbose is None:
+        verbose = os.environ.get("WORKSTACK_VERBOSE", "") not in ("", "0")
+    logging.getLogger("pika").setLevel(logging.INFO if verbose else logging.WARNING)
+    if verbose:
+        level = logging.DEBUG
     root = logging.getLogger()
     if root.handlers:
         return
@@ -100,6 +143,30 @@ def _need_pika() -> None:
         import pika  # noqa: F401
     except ModuleNotFoundError:
         _fail("the queue commands need pika: pip install 'workstack[queue]'")
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _parse_env(pairs: list[str]) -> dict[str, str]:
+    found = {}
+    for pair in pairs:
+        name, separator, value = pair.partition("=")
+        if not separator or not name:
+            raise QueueError(f"--env: {pair!r} is not allowed; expected NAME=value")
+        found[name] = value
+    return found
 
 
 @queue_app.command()
@@ -128,6 +195,25 @@ def tasker(
     heartbeat: _HeartbeatOption = 30,
     reconnect_max_delay: _ReconnectOption = 30.0,
     give_up_after: _GiveUpOption = 600.0,
+    work_dir: _WorkDirOption = None,
+    run_id: _RunOption = None,
+    env: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--env",
+            "-e",
+            help="NAME=value added to the environment of every command of the run; repeat "
+            "for several.",
+        ),
+    ] = None,
+    no_worker_timeout: Annotated[
+        float,
+        typer.Option(
+            help="Fail when no worker consumes the tasks for this many seconds while tasks "
+            "are outstanding; 0: wait forever."
+        ),
+    ] = 300.0,
+    verbose: _VerboseOption = False,
     progress: Annotated[
         bool | None,
         typer.Option(
@@ -143,7 +229,7 @@ def tasker(
     dead-letter queue <queue>.dead with their error).
     """
     _need_pika()
-    configure_logging()
+    configure_logging(verbose=verbose or None)
     from workstack.sdk.queue.local import load_stages_from
     from workstack.sdk.queue.tasker import Tasker
     from workstack.sdk.queue.taskfile import load_task_files
@@ -161,13 +247,22 @@ def tasker(
             heartbeat=heartbeat,
             reconnect_max_delay=reconnect_max_delay,
             give_up_after=give_up_after,
+            work_dir=work_dir,
+            run_id=run_id,
+            env=_parse_env(env or []),
+            no_worker_timeout=no_worker_timeout or None,
         )
-        stages = load_task_files(files) if files else load_stages_from(str(source))
+        # The entrypoint (and the commands it may run itself, like makita's part 1) sees the
+        # work folder the workers use; only while it runs (this may be a test's process).
+        with _environment({WORK_DIR_ENV: spec.work_folder, STORAGE_URL_ENV: storage}):
+            stages = load_task_files(files) if files else load_stages_from(str(source))
         report = Tasker(spec).run(stages, progress=progress)
     except BrokerError as error:
         _fail(str(error), EXIT_BROKER)
     except ValueError as error:  # QueueError, StorageError
         _fail(str(error))
+    if report.aborted:
+        _fail(report.aborted, EXIT_FAILED)
     if not report.ok:
         for task_id, message in sorted(report.errors.items()):
             last = message.strip().splitlines()[-1] if message.strip() else "failed"
@@ -209,6 +304,9 @@ def worker(
             help="Name in logs and results; default <hostname>-<pid>.", show_default=False
         ),
     ] = None,
+    work_dir: _WorkDirOption = None,
+    run_id: _RunOption = None,
+    verbose: _VerboseOption = False,
 ) -> None:
     """Run tasks until a stop message or the idle timeout (exit 0), or a signal.
 
@@ -217,7 +315,7 @@ def worker(
     seconds to finish (they are acknowledged); what is still running then is requeued.
     """
     _need_pika()
-    configure_logging()
+    configure_logging(verbose=verbose or None)
     from workstack.sdk.queue.worker import Worker
 
     try:
@@ -235,6 +333,8 @@ def worker(
             reconnect_max_delay=reconnect_max_delay,
             give_up_after=give_up_after,
             worker_id=worker_id,
+            work_dir=work_dir,
+            run_id=run_id,
         )
         code = Worker(spec).run()
     except BrokerError as error:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import re
 import socket
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 from workstack.sdk import env
@@ -20,19 +21,30 @@ __all__ = [
     "EXIT_BAD_INPUT",
     "EXIT_BROKER",
     "EXIT_FAILED",
+    "QUEUE_ENV",
+    "RUN_ID_ENV",
     "STORAGE_URL_ENV",
+    "WORK_DIR_ENV",
     "BrokerError",
     "QueueError",
     "QueueNames",
     "QueueSpec",
     "TaskerSpec",
     "WorkerSpec",
+    "check_run_id",
     "redact_url",
     "resolve_broker_url",
+    "resolve_work_dir",
 ]
 
 BROKER_URL_ENV = env.BROKER_URL
 STORAGE_URL_ENV = env.STORAGE_URL
+WORK_DIR_ENV = "WORKSTACK_WORK_DIR"
+"""The folder commands run in (tasker and workers read it; commands see it)."""
+RUN_ID_ENV = "WORKSTACK_RUN_ID"
+"""A run id given to the tasker and its workers, which then obey only that run's stops."""
+QUEUE_ENV = "WORKSTACK_QUEUE"
+"""The queue-set name, for tasker and workers."""
 
 EXIT_FAILED = 1
 """Tasker: some task failed for good (it is in the dead-letter queue with its error)."""
@@ -45,6 +57,7 @@ EXIT_BROKER = 3
 DEFAULT_BROKER_URL = "amqp://127.0.0.1:5672"
 
 _QUEUE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 class QueueError(ValueError):
@@ -81,6 +94,38 @@ def redact_url(url: str) -> str:
 def resolve_broker_url(url: str | None) -> str:
     """The broker URL to use: ``url``, else ``$WORKSTACK_BROKER_URL``, else the local default."""
     return url or os.environ.get(BROKER_URL_ENV) or DEFAULT_BROKER_URL
+
+
+def check_run_id(value: object) -> str:
+    """``value`` if it is a valid run id, else a :class:`QueueError` saying what is allowed."""
+    if not isinstance(value, str) or not _RUN_ID.match(value):
+        raise _invalid(
+            "run_id",
+            value,
+            "expected 1-128 of letters, digits, '.', '_', '-', starting with a letter or digit",
+        )
+    return value
+
+
+def resolve_work_dir(storage_url: str, work_dir: str | None) -> str:
+    """The folder commands run in.
+
+    ``work_dir`` if given, else ``$WORKSTACK_WORK_DIR``, else ``<storage>/work`` when the
+    storage is a folder (a local path or an NFS mount, shared by the tasker and every worker),
+    else a folder of this machine's temporary directory (object storage has no shared folder:
+    commands there should write their files to ``$WORKSTACK_OUTPUT_DIR``).
+    """
+    chosen = work_dir or os.environ.get(WORK_DIR_ENV)
+    if chosen:
+        return os.path.abspath(chosen)
+    scheme, separator, rest = storage_url.partition("://")
+    if not separator:
+        return os.path.join(os.path.abspath(storage_url), "work")
+    if scheme == "file":
+        return os.path.join(os.path.abspath(rest), "work")
+    import tempfile
+
+    return os.path.join(tempfile.gettempdir(), "workstack-work")
 
 
 def _check_broker_url(url: str) -> None:
@@ -145,6 +190,11 @@ class QueueSpec:
         reconnect_max_delay: Cap of the wait before reconnecting, in seconds.
         give_up_after: Seconds without any successful connection after which the process
             stops trying and fails.
+        work_dir: The folder commands run in; ``None``: ``$WORKSTACK_WORK_DIR``, else
+            ``<storage>/work`` for a folder storage (see :func:`resolve_work_dir`).
+        run_id: The run: the tasker names its run so, and a worker given it obeys only that
+            run's stop messages. ``None``: the tasker makes one up, and a worker tells an
+            earlier run's leftover stop messages by the run records in the storage.
     """
 
     queue: str = "workstack"
@@ -155,9 +205,11 @@ class QueueSpec:
     reconnect_delay: float = 0.5
     reconnect_max_delay: float = 30.0
     give_up_after: float = 600.0
+    work_dir: str | None = None
+    run_id: str | None = None
 
     def __post_init__(self) -> None:
-        if not _QUEUE_NAME.match(self.queue):
+        if not isinstance(self.queue, str) or not _QUEUE_NAME.match(self.queue):
             raise _invalid(
                 "queue",
                 self.queue,
@@ -181,6 +233,17 @@ class QueueSpec:
                 f"expected at least reconnect_delay ({self.reconnect_delay})",
             )
         _check_positive("give_up_after", self.give_up_after)
+        if self.work_dir is not None and (
+            not isinstance(self.work_dir, str) or not self.work_dir.strip()
+        ):
+            raise _invalid("work_dir", self.work_dir, "expected a folder path")
+        if self.run_id is not None:
+            check_run_id(self.run_id)
+
+    @property
+    def work_folder(self) -> str:
+        """The folder commands run in (see ``work_dir``)."""
+        return resolve_work_dir(self.storage_url, self.work_dir)
 
     @property
     def broker(self) -> str:
@@ -203,17 +266,38 @@ class TaskerSpec(QueueSpec):
         reconcile_interval: Seconds without news after which the tasker checks the storage
             for results whose completion note it has not seen (a worker killed right after
             finishing a task can take its last notes with it).
+        no_worker_timeout: While tasks are outstanding and no worker consumes the tasks
+            queue for this many seconds (workers exited, or never started), the run fails
+            with an error saying so; ``None`` waits however long it takes.
+        env: Environment variables added to every command of the run.
     """
 
     workers: int = 1
     window: int = 1024
     reconcile_interval: float = 10.0
+    no_worker_timeout: float | None = 300.0
+    env: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _check_int("workers", self.workers, 0, 100_000)
         _check_int("window", self.window, 1, 65_535)
         _check_positive("reconcile_interval", self.reconcile_interval)
+        if self.no_worker_timeout is not None:
+            _check_positive("no_worker_timeout", self.no_worker_timeout)
+        if not isinstance(self.env, Mapping) or not all(
+            isinstance(key, str)
+            and re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$", key)
+            and not key.startswith("WORKSTACK_")
+            and isinstance(value, str)
+            for key, value in self.env.items()
+        ):
+            raise _invalid(
+                "env",
+                dict(self.env) if isinstance(self.env, Mapping) else self.env,
+                "expected NAME=value pairs: names of letters, digits and '_' (not WORKSTACK_*), "
+                "string values",
+            )
 
 
 @dataclass(kw_only=True, frozen=True)

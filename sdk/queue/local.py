@@ -3,6 +3,12 @@
 Workers are separate processes (as pods would be), started with the workload folder as their
 working directory and on ``PYTHONPATH``, like ``/app`` in the image. The broker URL reaches
 them through the environment, never the command line, so it does not show in process lists.
+The tasker and the workers share a run id (``WORKSTACK_RUN_ID``), so a worker obeys only this
+run's stop messages, and a work folder (``<out>/work``) that commands run in.
+
+Without a broker URL (``--broker`` or ``WORKSTACK_BROKER_URL``), a RabbitMQ listening on
+127.0.0.1:5672 is used, else a private node is started for the run and removed after it
+(``workstack.sdk.queue.localbroker``).
 """
 
 from __future__ import annotations
@@ -15,28 +21,32 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from workstack.sdk.callables import CallableError, load_callable
 from workstack.sdk.queue.config import (
     BROKER_URL_ENV,
+    RUN_ID_ENV,
     STORAGE_URL_ENV,
+    WORK_DIR_ENV,
     BrokerError,
     QueueError,
     TaskerSpec,
     redact_url,
-    resolve_broker_url,
 )
 from workstack.sdk.queue.messages import Stage
 from workstack.sdk.queue.tasker import Tasker, as_stages
 from workstack.sdk.workload import Workload
 
-__all__ = ["load_stages_from", "run_local"]
+__all__ = ["load_stages_from", "missing_requirements", "run_local"]
 
 _LOG = logging.getLogger("workstack.queue.local")
 _WORKER_EXIT_WAIT = 60.0
 _PR_SET_PDEATHSIG = 1
+# Local workers are up within seconds: a run without any for this long will not finish.
+_LOCAL_NO_WORKER_TIMEOUT = 30.0
 
 
 def load_stages_from(entrypoint: str, root: str | Path | None = None) -> list[Stage]:
@@ -63,6 +73,27 @@ def load_stages_from(entrypoint: str, root: str | Path | None = None) -> list[St
             f"entrypoint {entrypoint!r} returned an invalid task list: {error}; expected a list "
             "of Stage, or of tasks (Task, command strings, mappings)"
         ) from None
+
+
+def missing_requirements(workload: Workload) -> list[str]:
+    """The workload's requirements that this Python environment does not satisfy."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    missing = []
+    for line in workload.requirements:
+        requirement = Requirement(line)
+        if requirement.marker is not None and not requirement.marker.evaluate():
+            continue
+        try:
+            version = metadata.version(requirement.name)
+        except metadata.PackageNotFoundError:
+            missing.append(line)
+            continue
+        if requirement.specifier and not requirement.specifier.contains(version, prereleases=True):
+            missing.append(f"{line} (found {version})")
+    return missing
 
 
 def run_local(
@@ -97,16 +128,68 @@ def run_local(
             f"{workload.folder}: pattern {declared.pattern!r} is not queue-workers; run it with "
             "`workstack run` (which picks the pattern's local mode)"
         )
+    missing = missing_requirements(workload)
+    if missing:
+        # The workers run the workload's commands with this interpreter, as pods run them with
+        # the image's: what the image would install must be here.
+        raise QueueError(
+            f"{workload.folder}: requirements not installed in this environment "
+            f"({sys.executable}): {', '.join(missing)}; install them first (pip install -r "
+            f"{workload.dependency_file}), or run with a Python that has them"
+        )
+    with _broker(broker_url or os.environ.get(BROKER_URL_ENV)) as url:
+        return _run(workload, storage_url, url, workers, progress, worker_args)
+
+
+@contextlib.contextmanager
+def _broker(url: str | None) -> Iterator[str]:
+    if url:
+        yield url
+        return
+    from workstack.sdk.queue.localbroker import private_broker
+
+    with private_broker(lambda line: _LOG.info("%s", line)) as found:
+        yield found
+
+
+def _run(
+    workload: Workload,
+    storage: str,
+    broker_url: str,
+    workers: int,
+    progress: bool | None,
+    worker_args: Sequence[str],
+) -> int:
+    declared = workload.spec
     root = workload.folder
-    stages = load_stages_from(declared.entrypoint, root)
-    storage = storage_url
+    run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
     spec = TaskerSpec(
-        queue=declared.name, storage_url=storage, broker_url=broker_url, workers=workers
+        queue=declared.name,
+        storage_url=storage,
+        broker_url=broker_url,
+        workers=workers,
+        run_id=run_id,
+        no_worker_timeout=_LOCAL_NO_WORKER_TIMEOUT,
     )
+    work_dir = spec.work_folder
+    os.makedirs(work_dir, exist_ok=True)
+    # The entrypoint may run commands itself (makita's part 1 runs in the tasker).
+    saved = {key: os.environ.get(key) for key in (WORK_DIR_ENV, STORAGE_URL_ENV, RUN_ID_ENV)}
+    os.environ.update({WORK_DIR_ENV: work_dir, STORAGE_URL_ENV: storage, RUN_ID_ENV: run_id})
+    try:
+        stages = load_stages_from(declared.entrypoint, root)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     _check_broker(spec)
     env = dict(os.environ)
-    env[BROKER_URL_ENV] = resolve_broker_url(broker_url)
+    env[BROKER_URL_ENV] = broker_url
     env[STORAGE_URL_ENV] = storage
+    env[WORK_DIR_ENV] = work_dir
+    env[RUN_ID_ENV] = run_id
     env["PYTHONPATH"] = os.pathsep.join(
         part for part in (str(root), env.get("PYTHONPATH", "")) if part
     )
@@ -126,6 +209,9 @@ def run_local(
     except BaseException:
         _stop(processes)
         raise
+    if report.aborted:
+        _stop(processes)
+        return 1
     codes = _wait(processes)
     if any(codes):
         _LOG.error("worker exit statuses: %s", codes)

@@ -15,7 +15,12 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+__all__ = ["BrokerUnavailableError", "LocalBroker", "private_broker"]
+
+_DEFAULT_HOST, _DEFAULT_PORT = "127.0.0.1", 5672
 
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 # consumer_timeout above the longest test task: a task is never cut off by the broker.
@@ -171,3 +176,33 @@ class LocalBroker:
             )
         if self._own_root:
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _listening(host: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+        return True
+    return False
+
+
+@contextlib.contextmanager
+def private_broker(announce: Callable[[str], None]) -> Iterator[str]:
+    """Yield a broker URL for a local run.
+
+    A RabbitMQ listening on 127.0.0.1:5672 if there is one, else a private node started now
+    and removed afterwards (as ``workstack demo`` does).
+
+    Raises:
+        BrokerUnavailableError: Nothing listens on 5672 and rabbitmq-server is not installed
+            (``scripts/deps/rabbitmq.sh``) or did not start.
+    """
+    if _listening(_DEFAULT_HOST, _DEFAULT_PORT):
+        announce(f"using the RabbitMQ on {_DEFAULT_HOST}:{_DEFAULT_PORT}")
+        yield f"amqp://{_DEFAULT_HOST}:{_DEFAULT_PORT}"
+        return
+    announce("starting a private RabbitMQ node on 127.0.0.1 for this run")
+    broker = LocalBroker()
+    broker.start()
+    try:
+        yield broker.url
+    finally:
+        broker.stop()

@@ -7,8 +7,17 @@ the results queue; a stage starts when every task of the previous one is done. A
 result is already in the storage (an earlier run did it) is not published again.
 
 If the connection drops, the tasker reconnects with capped, jittered backoff and publishes
-again what was not confirmed; workers skip a task whose result exists, so a message published
-twice does no work twice.
+again what was not confirmed (marked with ``x-workstack-copy``); workers skip a task that is
+done, so a message published twice does no work twice. When the same failure ends every
+session without progress, the tasker gives up instead of reconnecting forever.
+
+A stage ends when every task of it is done (or failed for good) *and* no copy of its tasks
+still runs: workers leave a marker in the storage while a copy that may run twice (a
+redelivery) or a long task runs (see ``worker.py``), and the tasker waits while a marker of
+the stage is live (refreshed within ``_MARKER_STALE`` seconds as the tasker sees it).
+
+While tasks are outstanding, the tasker watches the tasks queue's consumers: when none is
+left for ``no_worker_timeout`` seconds, the run fails with an error saying so.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from __future__ import annotations
 import collections
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -28,19 +38,23 @@ from pika.adapters.select_connection import SelectConnection
 
 from workstack.sdk.queue import broker
 from workstack.sdk.queue.config import BrokerError, QueueError, TaskerSpec, redact_url
-from workstack.sdk.queue.execution import error_key, stored_ids
+from workstack.sdk.queue.execution import done_ids, error_key, stored_ids, work_identity
 from workstack.sdk.queue.messages import (
+    COPY_HEADER,
+    ERROR_HEADER,
+    REASON_HEADER,
     Completion,
-    MessageError,
     Stage,
     Task,
     check_unique_ids,
     decode_note,
     encode_stop,
     encode_task,
+    is_dead_letter,
 )
 from workstack.sdk.queue.progress import ProgressView, make_progress
 from workstack.sdk.queue.taskfile import to_task
+from workstack.sdk.queue.worker import MARKER_REFRESH
 from workstack.sdk.storage import Storage, open_storage
 
 __all__ = ["DEFAULT_STAGE", "StageReport", "Tasker", "TaskerReport", "as_stages"]
@@ -50,6 +64,9 @@ _LOG = logging.getLogger("workstack.queue.tasker")
 _TIMER = 0.5
 _RESULTS_PREFETCH = 1000
 _STOP = "<stop>"
+_CONSUMER_CHECK = 2.0  # seconds between looks at the tasks queue's consumers
+_MARKER_STALE = 5 * MARKER_REFRESH  # a running marker unchanged this long is a dead worker's
+_SAME_FAILURE_LIMIT = 5
 
 
 @dataclass
@@ -78,11 +95,21 @@ class TaskerReport:
     unexpected: int = 0
     """Notes that are not about this run's tasks (leftovers, malformed dead letters)."""
     stop_messages: int = 0
+    aborted: str | None = None
+    """Why the run stopped before its end (no worker left), if it did."""
+    continued: dict[str, int] = field(default_factory=dict)
+    """Task id -> non-zero exit status of ``on_error: continue`` commands (done anyway)."""
+    rerun: dict[str, str] = field(default_factory=dict)
+    """Task id -> why a task with a result record from before was run again (outputs gone)."""
+    dead_lettered: int = 0
+    """Messages on the results queue that could not be decoded, moved to the dead queue."""
 
     @property
     def ok(self) -> bool:
         """Every task of every stage is done."""
-        return all(stage.started and stage.done == stage.total for stage in self.stages)
+        return self.aborted is None and all(
+            stage.started and stage.done == stage.total for stage in self.stages
+        )
 
     @property
     def done(self) -> int:
@@ -128,10 +155,23 @@ _Status = Literal["waiting", "published", "done", "failed"]
 class _RunState:
     """Where the run stands; survives reconnections."""
 
-    def __init__(self, stages: list[Stage], run: str, workers: int, storage: Storage) -> None:
+    def __init__(
+        self,
+        stages: list[Stage],
+        run: str,
+        workers: int,
+        storage: Storage,
+        work_dir: str,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.stages = stages
         self.run = run
         self.storage = storage
+        self.work_dir = work_dir
+        self.env = dict(env or {})
+        self.progress_mark = 0  # grows with every confirm and every task finished
+        self.markers_seen: dict[str, tuple[str, float]] = {}
+        self.no_consumer_since: float | None = None
         self.report = TaskerReport(
             run=run, stages=[StageReport(name=s.name, total=len(s.tasks)) for s in stages]
         )
@@ -173,7 +213,7 @@ class _RunState:
             stage = self.stages[self.current]
             report = self.report.stages[self.current]
             report.started = True
-            stored = self._stored_results()
+            stored = self._stored_results([task.id for task in stage.tasks])
             self.published = 0
             for task in stage.tasks:
                 if self.status[task.id] == "done":
@@ -184,7 +224,9 @@ class _RunState:
                     report.already_done += 1
                 else:
                     self.to_publish.append(task.id)
-                    self.bodies[task.id] = encode_task(task, stage=stage.name, run=self.run)
+                    self.bodies[task.id] = encode_task(
+                        task, stage=stage.name, run=self.run, env=self.env
+                    )
             if self.progress is not None:
                 self.progress.stage(stage.name, report.total)
                 self.progress.update(self.published, report.done, report.failed)
@@ -210,18 +252,50 @@ class _RunState:
             self.phase = "finished"
 
     def stage_complete(self) -> bool:
-        """Every task of the current stage is done or failed."""
+        """Every task of the current stage is done or failed (copies may still run)."""
         report = self.report.stages[self.current]
         return report.done + report.failed == report.total
 
-    def _stored_results(self) -> set[str]:
+    def copies_running(self) -> list[str]:
+        """Ids of the current stage's tasks with a live running marker.
+
+        A marker is live until its content stays the same for _MARKER_STALE seconds of this
+        process's clock, which no worker's clock can skew (see the module docstring).
+        """
+        ids = {task.id for task in self.stages[self.current].tasks}
+        try:
+            keys = [k for k in self.storage.list("running") if k.split("/")[1] in ids]
+        except Exception as error:
+            _LOG.warning("cannot list running markers in %s (%s)", self.storage.url, error)
+            return []
+        now = time.monotonic()
+        live = []
+        for key in keys:
+            try:
+                content = self.storage.read_text(key)
+            except OSError:
+                continue  # removed meanwhile: that copy is finished
+            seen = self.markers_seen.get(key)
+            if seen is None or seen[0] != content:
+                self.markers_seen[key] = (content, now)
+                live.append(key.split("/")[1])
+            elif now - seen[1] < _MARKER_STALE:
+                live.append(key.split("/")[1])
+        return sorted(set(live))
+
+    def _stored_results(self, ids: list[str]) -> set[str]:
         # Only an optimization (skip finished work) and a fallback (lost notes): if the
         # storage cannot be listed, publish anyway; workers skip what is done.
         try:
-            return stored_ids(self.storage, "results")
+            done, stale = done_ids(self.storage, self.work_dir, ids)
         except Exception as error:
             _LOG.warning("cannot list results in %s (%s)", self.storage.url, error)
             return set()
+        for task_id, why in sorted(stale.items()):
+            if task_id not in self.report.rerun:
+                self.report.rerun[task_id] = why
+                _LOG.warning("task %s has a result record but %s: running it again", task_id, why)
+        return done
 
     # -- news -----------------------------------------------------------------------------
 
@@ -236,8 +310,11 @@ class _RunState:
             return
         stage = self.report.stages[self.stage_of[completion.id]]
         self.status[completion.id] = completion.status
+        self.progress_mark += 1
         if completion.status == "done":
             stage.done += 1
+            if completion.exit:
+                self.report.continued[completion.id] = completion.exit
         else:
             stage.failed += 1
             self.report.errors[completion.id] = completion.error
@@ -258,7 +335,7 @@ class _RunState:
         ]
         if not outstanding:
             return
-        stored = self._stored_results()
+        stored = self._stored_results(outstanding)
         try:
             failed = stored_ids(self.storage, "errors")
         except Exception as problem:
@@ -287,6 +364,15 @@ class _RunState:
             self.progress.update(self.published + report.already_done, report.done, report.failed)
 
 
+def _write_run(storage: Storage, run: str, *, finished: bool) -> None:
+    """The run's record (``runs/<run>.json``): workers use it to tell leftover stops."""
+    record = {"run": run, "finished": finished, "at": time.time()}
+    try:
+        storage.write_text(f"runs/{run}.json", json.dumps(record))
+    except Exception as error:
+        _LOG.warning("cannot write the run record in %s (%s)", storage.url, error)
+
+
 def _read_json(storage: Storage, key: str) -> dict[str, Any]:
     try:
         data = json.loads(storage.read_text(key))
@@ -302,12 +388,14 @@ class _Session:
         self.state = state
         self.spec = spec
         self.names = spec.names
-        self.unconfirmed: collections.OrderedDict[int, str] = collections.OrderedDict()
+        self.unconfirmed: collections.OrderedDict[int, Any] = collections.OrderedDict()
         self.returned: set[str] = set()
         self.next_tag = 1
         self.channel: Any = None
         self.error: BaseException | None = None
         self.opened = False
+        self.republish: set[str] = set()  # unconfirmed before: another copy may exist
+        self.next_consumer_check = 0.0
         self.connection = SelectConnection(
             parameters,
             on_open_callback=self._on_open,
@@ -372,7 +460,10 @@ class _Session:
                 if state.status[task_id] != "waiting":
                     continue
                 properties = pika.BasicProperties(
-                    delivery_mode=persistent, content_type="application/json", message_id=task_id
+                    delivery_mode=persistent,
+                    content_type="application/json",
+                    message_id=task_id,
+                    headers={COPY_HEADER: 1} if task_id in self.republish else None,
                 )
                 channel.basic_publish(
                     "", self.names.tasks, state.bodies[task_id], properties, mandatory=True
@@ -408,7 +499,15 @@ class _Session:
                 break
             settled.append(self.unconfirmed.popitem(last=False)[1])
         state = self.state
+        state.progress_mark += 1
         for item in settled:
+            if isinstance(item, tuple):  # a results message moved to the dead queue
+                if ack:
+                    self.channel.basic_ack(item[1])
+                    state.report.dead_lettered += 1
+                else:
+                    self.channel.basic_nack(item[1], requeue=True)
+                continue
             if item in self.returned:
                 self.returned.discard(item)
                 state.fatal = QueueError(
@@ -437,10 +536,13 @@ class _Session:
         """After losing the connection: what was not confirmed is published again."""
         state = self.state
         for item in reversed(self.unconfirmed.values()):
+            if isinstance(item, tuple):
+                continue  # its results message was not acked: it comes again
             if item == _STOP:
                 state.stops_to_send += 1
             else:
                 state.to_publish.appendleft(item)
+                self.republish.add(item)
         self.unconfirmed.clear()
         if state.phase == "finished" and state.stops_to_send:
             state.phase = "stopping"
@@ -451,18 +553,53 @@ class _Session:
         state = self.state
         try:
             completions = decode_note(body, properties.headers)
-        except MessageError as error:
-            _LOG.warning("ignoring a message on %s: %s", self.names.results, error)
-            state.report.unexpected += 1
-            completions = []
+        except Exception as error:  # decode_note raises only MessageError; be sure anyway
+            if is_dead_letter(properties.headers):
+                # A dead letter whose body is not a task: the copy in the dead queue (the
+                # dead-letter exchange fans out to both) keeps it.
+                _LOG.warning("a dead letter on %s is not a task: %s", self.names.results, error)
+                state.report.unexpected += 1
+                channel.basic_ack(method.delivery_tag)
+                self._advance()
+                return
+            self._dead_letter(method.delivery_tag, body, properties, str(error))
+            return
         for completion in completions:
             state.record(completion)
         channel.basic_ack(method.delivery_tag)
         self._advance()
 
+    def _dead_letter(self, tag: int, body: bytes, properties: Any, error: str) -> None:
+        """Move an undecodable results message to the dead queue, with its reason.
+
+        Straight to the queue: through the dead-letter exchange it would come back here too.
+        """
+        _LOG.warning("dead-lettering a malformed message on %s: %s", self.names.results, error)
+        headers = dict(properties.headers) if isinstance(properties.headers, dict) else {}
+        headers.update(
+            {
+                REASON_HEADER: "malformed",
+                ERROR_HEADER: f"on {self.names.results}: {error}"[-4000:],
+            }
+        )
+        dead = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent, headers=headers)
+        self.channel.basic_publish("", self.names.dead, body, dead)
+        self.unconfirmed[self.next_tag] = ("results", tag)
+        self.next_tag += 1
+
     def _advance(self) -> None:
         state = self.state
         if state.phase == "tasks" and state.stage_complete():
+            running = state.copies_running()
+            if running:
+                if not state.report.stages[state.current].failed:
+                    _LOG.info(
+                        "stage %s: every task is done; waiting for %d copy(ies) still running (%s)",
+                        state.stages[state.current].name,
+                        len(running),
+                        ", ".join(running[:3]),
+                    )
+                return
             state.next_stage()
             self._pump()
 
@@ -471,14 +608,41 @@ class _Session:
         if not self.connection.is_open or state.phase == "finished":
             return
         state.show()
-        if (
-            state.phase == "tasks"
-            and not state.to_publish
-            and time.monotonic() - state.last_news > self.spec.reconcile_interval
-        ):
-            state.reconcile()
+        now = time.monotonic()
+        if state.phase == "tasks":
+            if not state.to_publish and now - state.last_news > self.spec.reconcile_interval:
+                state.reconcile()
             self._advance()
+            if now >= self.next_consumer_check and self.channel is not None:
+                self.next_consumer_check = now + _CONSUMER_CHECK
+                self.channel.queue_declare(
+                    self.names.tasks, passive=True, callback=self._on_consumers
+                )
         self.connection.ioloop.call_later(_TIMER, self._on_timer)
+
+    def _on_consumers(self, frame: Any) -> None:
+        """Fail the run when no worker has consumed the tasks queue for a while."""
+        state = self.state
+        timeout = self.spec.no_worker_timeout
+        if state.phase != "tasks" or timeout is None:
+            return
+        if frame.method.consumer_count > 0 or state.stage_complete():
+            state.no_consumer_since = None
+            return
+        now = time.monotonic()
+        if state.no_consumer_since is None:
+            state.no_consumer_since = now
+        elif now - state.no_consumer_since >= timeout:
+            outstanding = sum(1 for s in state.status.values() if s in ("waiting", "published"))
+            state.report.aborted = (
+                f"no worker consumes {self.names.tasks} (none for {timeout:.0f} s) while "
+                f"{outstanding} task(s) are not done: the workers exited (idle timeout, stop "
+                "messages of another run) or never started; start workers "
+                f"(workstack queue worker --queue {self.spec.queue}) and run the tasker again"
+            )
+            _LOG.error("%s", state.report.aborted)
+            state.phase = "finished"
+            self._close()
 
 
 class Tasker:
@@ -514,8 +678,13 @@ class Tasker:
         """
         stages = as_stages(tasks)
         storage = open_storage(self.spec.storage_url)
-        run = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
-        state = _RunState(stages, run, self.spec.workers, storage)
+        run = self.spec.run_id or f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        work_dir = self.spec.work_folder
+        if storage.protocol == "file":
+            os.makedirs(work_dir, exist_ok=True)
+            work_identity(work_dir, create=True)
+        state = _RunState(stages, run, self.spec.workers, storage, work_dir, self.spec.env)
+        _write_run(storage, run, finished=False)
         view = make_progress(progress)
         state.progress = view
         _LOG.info(
@@ -531,6 +700,9 @@ class Tasker:
         finally:
             view.close()
         report = state.report
+        if report.aborted is None:
+            # Workers started from now on know this run's stop messages are left over.
+            _write_run(storage, run, finished=True)
         _LOG.info(
             "run %s %s: %d done, %d failed, %d stop message(s) sent",
             run,
@@ -547,6 +719,8 @@ class Tasker:
         backoff = broker.Backoff(spec.reconnect_delay, spec.reconnect_max_delay)
         last_connected = time.monotonic()
         name = f"workstack-tasker-{state.run}"
+        # The last failure, how often in a row, and the progress mark when it came.
+        same: tuple[str, int, int] = ("", 0, -1)
         while not state.is_finished():
             session: _Session | None = None
             error: BaseException | None
@@ -572,6 +746,16 @@ class Tasker:
             fatal = broker.fatal_error(error, url) if error is not None else None
             if fatal is not None:
                 raise fatal
+            described = broker.describe_error(error) if error else "closed"
+            if described == same[0] and state.progress_mark == same[2]:
+                same = (described, same[1] + 1, state.progress_mark)
+            else:
+                same = (described, 1, state.progress_mark)
+            if same[1] >= _SAME_FAILURE_LIMIT:
+                raise BrokerError(
+                    f"the same failure ended {same[1]} connections in a row without progress "
+                    f"({described}); giving up: it will not go away by reconnecting"
+                )
             if time.monotonic() - last_connected > spec.give_up_after:
                 raise BrokerError(
                     f"broker {redact_url(url)} unreachable for {spec.give_up_after:.0f} s "

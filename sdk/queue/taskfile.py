@@ -10,12 +10,24 @@ The format (UTF-8 text)::
     python simulate.py --seed 2 --phase 3
 
 - ``@stage NAME`` starts a stage: every task of a stage completes before the next stage
-  starts. Tasks before the first ``@stage`` line belong to a stage named after the file
-  (``part1.txt`` -> ``part1``). Several files are stages in the order given.
+  starts. Tasks before the first ``@stage`` line belong to a stage named after the file:
+  its name without a final ``.txt`` (``part1.txt`` -> ``part1``, ``jobs.sh.part2`` ->
+  ``jobs.sh.part2``). Several files are stages in the order given.
 - A line starting with ``{`` is a task as a JSON object with the keys ``command`` (string or
   list of strings) or ``call`` (``"module:function"``), and optionally ``args``, ``kwargs``,
-  ``id`` and ``timeout``.
+  ``id``, ``timeout``, ``outputs``, ``env``, ``shell`` and ``on_error``.
 - Any other line is a shell command, run by ``/bin/sh -c`` on a worker.
+
+**Shell scripts** (a file named ``*.sh`` or ``*.sh.<part>``, or starting with a ``#!`` line
+naming sh or bash), such as the ``jobs.sh`` asreview's makita writes, run as bash would run
+them, line by line: every line is a command for ``bash -c`` (``sh`` if the ``#!`` line says
+so), ``#`` lines are comments, a trailing backslash continues a line. Without ``set -e`` a
+failing line does not fail the run (``on_error: continue``: its exit status is recorded and
+shown, and a rerun runs it again); after ``set -e`` (or ``set -o errexit``) it does, until
+``set +e``. Other ``set`` options (``-u``, ``-o pipefail``, ...) apply to every later line.
+Lines that change the shell for the lines after them (``cd``, ``export``, ``VAR=value``,
+``source``...) or that are not a complete command on their own (a multi-line ``for``) are
+errors: each line runs on its own, possibly on another worker.
 
 A file is checked completely before anything is published; every problem is reported with its
 file and line number.
@@ -24,6 +36,10 @@ file and line number.
 from __future__ import annotations
 
 import json
+import re
+import shlex
+import shutil
+import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,9 +53,47 @@ from workstack.sdk.queue.messages import (
     Task,
 )
 
-__all__ = ["TaskFileError", "load_task_files", "parse_task_lines", "to_task"]
+__all__ = [
+    "TaskFileError",
+    "default_stage_name",
+    "is_shell_script",
+    "load_task_files",
+    "parse_script_lines",
+    "parse_task_lines",
+    "to_task",
+]
 
-_TASK_FIELDS = ("command", "call", "args", "kwargs", "id", "timeout")
+_TASK_FIELDS = (
+    "command",
+    "call",
+    "args",
+    "kwargs",
+    "id",
+    "timeout",
+    "outputs",
+    "env",
+    "shell",
+    "on_error",
+)
+# Builtins whose effect is on the shell itself, for the lines after them.
+_STATEFUL = {
+    "cd": "changes the folder of the lines after it",
+    "pushd": "changes the folder of the lines after it",
+    "popd": "changes the folder of the lines after it",
+    "export": "sets a variable for the lines after it (use the tasker's --env NAME=value)",
+    "unset": "unsets a variable for the lines after it",
+    "source": "loads definitions for the lines after it",
+    ".": "loads definitions for the lines after it",
+    "alias": "defines an alias for the lines after it",
+    "umask": "changes the file mode mask of the lines after it",
+    "shopt": "changes shell options for the lines after it",
+    "trap": "sets a trap for the lines after it",
+    "exit": "ends the script",
+}
+_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+_COMPOUND = {"if", "then", "elif", "else", "fi", "for", "while", "until", "do", "done", "case",
+             "esac", "function", "select", "{", "}", "(", ")"}  # fmt: skip
+_SCRIPT_NAME = re.compile(r"\.(ba)?sh(\.[A-Za-z0-9_-]+)?$")
 _LINE_ALLOWED = (
     "allowed: a shell command, a JSON task object, '@stage NAME', a '#' comment or a blank line"
 )
@@ -81,6 +135,128 @@ def to_task(item: Task | str | Mapping[str, Any]) -> Task:
         f"task {item!r} is not allowed; expected a Task, a shell command string or a mapping "
         f"with the keys {', '.join(_TASK_FIELDS)}"
     )
+
+
+def default_stage_name(path: Path) -> str:
+    """The stage of a file's tasks before any ``@stage`` line: its name without ``.txt``."""
+    name = path.name
+    return name[: -len(".txt")] if name.endswith(".txt") else name
+
+
+def is_shell_script(path: Path, first_line: str) -> str | None:
+    """``"bash"`` or ``"sh"`` if the file is a shell script (see the module docstring)."""
+    if first_line.startswith("#!"):
+        interpreter = first_line[2:].strip().split()
+        words = [Path(w).name for w in interpreter]
+        if "sh" in words or "dash" in words:
+            return "sh"
+        if "bash" in words:
+            return "bash"
+    return "bash" if _SCRIPT_NAME.search(path.name) else None
+
+
+def parse_script_lines(
+    lines: Iterable[str],
+    *,
+    source: str,
+    stage: str,
+    shell: str,
+    seen_ids: dict[str, str] | None = None,
+) -> list[Stage]:
+    """Parse a shell script as bash would run it, one task per command line.
+
+    Raises:
+        TaskFileError: Listing every problem with its line number.
+    """
+    problems: list[str] = []
+    tasks: list[Task] = []
+    seen_ids = {} if seen_ids is None else seen_ids
+    options: list[str] = []
+    errexit = False
+    pending = ""
+    start = 0
+    numbered = list(enumerate(lines, start=1))
+    for number, raw in numbered:
+        line = raw.rstrip("\r\n")
+        if pending:
+            line = pending + line
+        else:
+            start = number
+        if line.endswith("\\") and not line.endswith("\\\\"):
+            pending = line[:-1]
+            continue
+        pending = ""
+        where = f"{source}:{start}"
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        try:
+            words = shlex.split(text, comments=True)
+        except ValueError as error:
+            problems.append(f"{where}: {text[:60]!r} is not a complete command ({error})")
+            continue
+        if not words:
+            continue
+        first = words[0]
+        if first == "set":
+            flags = words[1:]
+            if any(f in ("-e", "-o errexit") for f in flags) or flags[:2] == ["-o", "errexit"]:
+                errexit = True
+            if any(f == "+e" for f in flags) or flags[:2] == ["+o", "errexit"]:
+                errexit = False
+            options.append(text)
+            continue
+        if first in _STATEFUL or (_ASSIGNMENT.match(first) and len(words) == 1):
+            why = _STATEFUL.get(first, "sets a variable for the lines after it")
+            problems.append(
+                f"{where}: {text[:60]!r} {why}, which a task file cannot carry over: each line "
+                "runs on its own, possibly on another worker; put it on the line that needs "
+                "it (e.g. 'cd data && python run.py')"
+            )
+            continue
+        if (first in _COMPOUND or text.endswith(("&&", "||", "|", "\\")) or "<<" in text) and (
+            not _complete(text)
+        ):
+            problems.append(
+                f"{where}: {text[:60]!r} is not a complete command on its own (a construct over "
+                "several lines?); each line of a task file must be one"
+            )
+            continue
+        command = "\n".join([*options, text]) if options else text
+        try:
+            task = Task(command=command, shell=shell, on_error="fail" if errexit else "continue")
+        except QueueError as error:
+            problems.append(f"{where}: {error}")
+            continue
+        if task.id in seen_ids:
+            problems.append(
+                f"{where}: the same command as on {seen_ids[task.id]}; bash would run it twice, "
+                "a task file runs each command once: make the lines differ"
+            )
+            continue
+        seen_ids[task.id] = where
+        tasks.append(task)
+    if pending:
+        problems.append(f"{source}:{start}: the file ends with a line continuation")
+    if not _STAGE.match(stage):
+        problems.append(
+            f"{source}: its tasks belong to a stage named after the file, and {stage!r} is not "
+            f"a valid stage name ({STAGE_ALLOWED}); rename the file"
+        )
+    elif not tasks and not problems:
+        problems.append(f"{source}: no command in this shell script")
+    if problems:
+        raise TaskFileError(problems)
+    return [Stage(name=stage, tasks=tasks)]
+
+
+def _complete(text: str) -> bool:
+    """Whether bash parses ``text`` as complete commands (``bash -n``)."""
+    bash = shutil.which("bash")
+    if bash is None:
+        return False
+    done = subprocess.run([bash, "-n", "-c", text], capture_output=True, timeout=10, check=False)
+    return done.returncode == 0
 
 
 def parse_task_lines(
@@ -210,19 +386,36 @@ def load_task_files(paths: Sequence[str | Path]) -> list[Stage]:
         except (OSError, UnicodeDecodeError) as error:
             problems.append(f"{path}: cannot be read as UTF-8 text ({error})")
             continue
+        lines = text.splitlines()
+        shell = is_shell_script(path, lines[0] if lines else "")
         try:
-            stages.extend(
-                parse_task_lines(
-                    text.splitlines(), source=str(path), default_stage=path.stem, seen_ids=seen_ids
+            if shell is not None:
+                stages.extend(
+                    parse_script_lines(
+                        lines,
+                        source=str(path),
+                        stage=default_stage_name(path),
+                        shell=shell,
+                        seen_ids=seen_ids,
+                    )
                 )
-            )
+            else:
+                stages.extend(
+                    parse_task_lines(
+                        lines,
+                        source=str(path),
+                        default_stage=default_stage_name(path),
+                        seen_ids=seen_ids,
+                    )
+                )
         except TaskFileError as error:
             problems.extend(error.problems)
     seen: dict[str, int] = {}
     for index, stage in enumerate(stages):
         if stage.name in seen:
             problems.append(
-                f"stage {stage.name!r} appears in more than one file; stage names must be unique"
+                f"stage {stage.name!r} appears in more than one file; stage names must be unique "
+                "(rename a file, or start it with '@stage NAME')"
             )
         seen[stage.name] = index
     if problems:

@@ -121,8 +121,8 @@ BAD = [
         {"workloads": '["csv-clean", "fraud-detect"]'},
         [
             "workstack:workloads: 'fraud-detect'",
-            "known workloads: clc-preprocess, csv-clean, dask-bench, experiment, ml-basic, "
-            "ml-ploomber, simulations",
+            "known workloads: asreview-makita, clc-preprocess, csv-clean, dask-bench, "
+            "experiment, ml-basic, ml-ploomber, simulations",
         ],
     ),
     ({"workloads": '["csv-clean", "csv-clean"]'}, ["list each workload once"]),

@@ -102,3 +102,39 @@ def test_run_local_rejects_bad_workloads(
     code, output = _invoke("run", str(tmp_path), "--local", "--broker", UNUSED)
     assert code == 2, output
     assert message in output
+
+
+def test_pika_info_lines_are_hidden_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    import logging
+
+    from workstack.sdk.queue.cli import configure_logging
+
+    monkeypatch.delenv("WORKSTACK_VERBOSE", raising=False)
+    configure_logging()
+    assert logging.getLogger("pika").getEffectiveLevel() == logging.WARNING
+    configure_logging(verbose=True)
+    assert logging.getLogger("pika").getEffectiveLevel() == logging.INFO
+    monkeypatch.setenv("WORKSTACK_VERBOSE", "1")
+    configure_logging()
+    assert logging.getLogger("pika").getEffectiveLevel() == logging.INFO
+    logging.getLogger("pika").setLevel(logging.NOTSET)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--env", "NOEQUALS"], "--env: 'NOEQUALS' is not allowed; expected NAME=value"),
+        (["--env", "WORKSTACK_X=1"], "env: {'WORKSTACK_X': '1'} is not allowed"),
+        (["--run-id", "../x"], "run_id: '../x' is not allowed"),
+        (["--no-worker-timeout", "-1"], "no_worker_timeout: -1.0 is not allowed"),
+    ],
+)
+def test_tasker_option_errors(tmp_path: Path, options: list[str], message: str) -> None:
+    jobs = tmp_path / "jobs.txt"
+    jobs.write_text("echo ok\n")
+    code, output = _invoke(
+        "queue", "tasker", "-f", str(jobs), "--storage", str(tmp_path), "--broker", UNUSED,
+        *options,
+    )  # fmt: skip
+    assert code == 2, output
+    assert message in output

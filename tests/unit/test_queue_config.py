@@ -27,13 +27,17 @@ def test_defaults_are_pinned() -> None:
         "reconnect_delay": 0.5,
         "reconnect_max_delay": 30.0,
         "give_up_after": 600.0,
+        "work_dir": None,
+        "run_id": None,
     }
     assert _defaults(TaskerSpec) == {
         **common,
         "workers": 1,
         "window": 1024,
         "reconcile_interval": 10.0,
+        "no_worker_timeout": 300.0,
     }
+    assert TaskerSpec(storage_url="/s").env == {}
     assert _defaults(WorkerSpec) == {
         **common,
         "prefetch": 1,

@@ -1,18 +1,16 @@
-"""Running one task on a worker (no broker): results, outputs, logs, failures, stops."""
+"""Running one task in an executor (no broker): results, outputs, logs, failures, done-ness."""
 
 from __future__ import annotations
 
 import json
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from workstack.sdk.queue import Task, current_task
-from workstack.sdk.queue.execution import TaskRunner
-from workstack.sdk.queue.messages import TaskMessage
+from workstack.sdk.queue.execution import TaskRunner, done_ids
+from workstack.sdk.queue.messages import encode_task
 from workstack.sdk.storage import Storage, open_storage
 
 HERE = "tests.unit.test_queue_execution"
@@ -42,17 +40,14 @@ def storage(tmp_path: Path) -> Storage:
     return open_storage(tmp_path / "store")
 
 
-def _run(
-    storage: Storage,
-    task: Task,
-    *,
-    attempt: int = 1,
-    final: bool = False,
-    cancel: threading.Event | None = None,
-):  # type: ignore[no-untyped-def]
-    runner = TaskRunner(storage, "w1")
-    message = TaskMessage(task=task, stage="s", run="r1")
-    return runner.run(message, attempt=attempt, final=final, cancel=cancel or threading.Event())
+def _work(storage: Storage) -> str:
+    return f"{storage.url}/work"
+
+
+def _run(storage: Storage, task: Task, *, attempt: int = 1, final: bool = False):  # type: ignore[no-untyped-def]
+    runner = TaskRunner(storage, "w1", _work(storage))
+    message = json.loads(encode_task(task, stage="s", run="r1"))
+    return runner.run(message, attempt=attempt, final=final)
 
 
 def test_a_call_stores_its_value_and_outputs(storage: Storage) -> None:
@@ -132,26 +127,51 @@ def test_call_problems_are_failures_with_a_clear_error(
     assert message in outcome.error
 
 
-def test_a_command_over_its_timeout_is_stopped(storage: Storage) -> None:
-    began = time.monotonic()
-    outcome = _run(storage, Task(command="sleep 30", timeout=0.5))
-    assert outcome.status == "failed"
-    assert outcome.error == "timed out after 0.5 s; the command was stopped"
-    assert time.monotonic() - began < 10
-
-
-def test_cancel_stops_a_command_and_its_children(storage: Storage, tmp_path: Path) -> None:
-    pid_file = tmp_path / "child.pid"
-    task = Task(command=f"sleep 30 & echo $! > {pid_file}; wait")
-    cancel = threading.Event()
-    threading.Timer(0.5, cancel.set).start()
-    outcome = _run(storage, task, cancel=cancel)
-    assert outcome.status == "interrupted"
-    child = int(pid_file.read_text())
-    assert (
-        not Path(f"/proc/{child}").exists()
-        or "zombie" in Path(f"/proc/{child}/status").read_text().lower()
+def test_a_continue_command_is_done_with_its_exit_status_but_not_for_reruns(
+    storage: Storage,
+) -> None:
+    task = Task(command="mkdir output; mkdir output", on_error="continue", shell="bash", id="mk")
+    outcome = _run(storage, task)
+    assert (outcome.status, outcome.exit) == ("done", 1)
+    assert json.loads(storage.read_text("results/mk.json"))["exit_code"] == 1
+    assert done_ids(storage, _work(storage), ["mk"]) == (
+        set(),
+        {"mk": "its command exited with status 1"},
     )
+
+
+def test_named_and_declared_outputs_are_recorded_and_checked(storage: Storage) -> None:
+    work = Path(_work(storage))
+    task = Task(
+        command="mkdir -p out && echo 1 > out/a.txt && touch hidden.txt && cat missing.csv || true",
+        outputs=["hidden.txt"],
+        id="files",
+    )
+    assert _run(storage, task).status == "done"
+    record = json.loads(storage.read_text("results/files.json"))
+    assert record["files"] == ["hidden.txt", "out/", "out/a.txt"]
+    assert done_ids(storage, str(work), ["files"]) == ({"files"}, {})
+    (work / "out" / "a.txt").unlink()
+    done, stale = done_ids(storage, str(work), ["files"])
+    assert done == set()
+    assert stale == {"files": "its file out/a.txt is gone from the work folder"}
+    assert _run(storage, task).status == "done"  # not cached: it runs again
+
+
+def test_a_declared_output_left_out_fails_the_attempt(storage: Storage) -> None:
+    outcome = _run(storage, Task(command="true", outputs=["never.txt"], id="lazy"))
+    assert outcome.status == "failed"
+    assert "declared output(s) ['never.txt'] missing" in outcome.error
+
+
+def test_a_deleted_output_in_the_storage_means_not_done(storage: Storage) -> None:
+    task = Task(call=f"{HERE}:square", args=[2], id="sq2")
+    assert _run(storage, task).status == "done"
+    storage.delete("outputs/sq2/sub/n.txt")
+    assert done_ids(storage, _work(storage), ["sq2"])[1] == {
+        "sq2": "its output outputs/sq2/sub/n.txt is gone"
+    }
+    assert _run(storage, task).status == "done"
 
 
 def test_current_task_outside_a_task() -> None:

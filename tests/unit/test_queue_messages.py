@@ -57,7 +57,20 @@ def test_default_id_is_a_stable_hash_of_the_content() -> None:
         ({"call": "m:f", "kwargs": {1: 2}}, "kwargs: {1: 2} is not allowed"),
         ({"call": "m:f", "args": [float("nan")]}, "expected JSON values"),
         ({"command": "x", "timeout": 0}, "timeout: 0 is not allowed"),
-        ({"call": "m:f", "timeout": 5}, "timeout: only allowed with command"),
+        ({"call": "m:f", "env": {"A": "1"}}, "env/shell/on_error: only allowed with command"),
+        ({"command": "x", "outputs": ["../up"]}, "outputs: '../up' is not allowed"),
+        ({"command": "x", "outputs": "a.txt"}, "outputs: 'a.txt' is not allowed"),
+        ({"command": "x", "env": {"WORKSTACK_TASK_ID": "1"}}, "WORKSTACK_* variables are set"),
+        ({"command": "x", "on_error": "ignore"}, "on_error: 'ignore' is not allowed"),
+        ({"command": ["a"], "shell": "bash"}, "shell: only allowed with a command given as one"),
+        ({"command": "x", "shell": "zsh"}, "shell: 'zsh' is not allowed"),
+        (
+            {
+                "call": "m:f",
+                "args": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]],
+            },
+            "nested more than 32",
+        ),
         ({"command": "x", "id": "../up"}, "id: '../up' is not allowed"),
         ({"command": "x", "id": ".hidden"}, "id: '.hidden' is not allowed"),
         ({"command": "x", "id": "a/b"}, "id: 'a/b' is not allowed"),
@@ -108,8 +121,14 @@ def _body(**fields: object) -> bytes:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        (b"\xff\xfe", "not valid UTF-8 JSON"),
-        (b"not json", "not valid UTF-8 JSON"),
+        (b"\xff\xfe", "not valid UTF-8"),
+        (b"not json", "not valid JSON"),
+        (b"[" * 5000 + b"]" * 5000, "nested too deeply"),
+        (b'{"v": 1, "kind": "stop", "run": "r", "sent_at": ' + b"9" * 5000 + b"}", "4300 digits"),
+        (b'{"v": 1, "kind": "stop", "run": "r", "sent_at": NaN}', "NaN and Infinity"),
+        (b'{"v": 1, "kind": "stop", "run": "r", "sent_at": 1e999}', "numbers must be finite"),
+        (b'{"v": 1, "kind": "stop", "run": "../r", "sent_at": 1}', "field run: '../r'"),
+        (b"x" * (1 << 20 + 1), "too large"),
         (b"[1, 2]", "is a JSON list; expected a JSON object"),
         (b'{"kind": "task"}', "field v: None is not allowed; expected 1"),
         (_body(v=2), "field v: 2 is not allowed"),
@@ -151,5 +170,5 @@ def test_completion_notes_and_dead_letters_for_the_tasker() -> None:
     assert theirs[0].error == "dead-lettered by the broker: delivery_limit"
     with pytest.raises(MessageError, match="not allowed on the results queue"):
         decode_note(task_body, {})
-    with pytest.raises(MessageError, match="not valid UTF-8 JSON"):
+    with pytest.raises(MessageError, match="not valid JSON"):
         decode_note(b"junk", {"x-workstack-reason": "malformed"})

@@ -63,7 +63,7 @@ def test_every_problem_is_reported_with_its_line(tmp_path: Path) -> None:
     where = f"{path}:"
     assert problems[0].startswith(f"{where}2: invalid JSON")
     assert "a shell command, a JSON task object, '@stage NAME'" in problems[0]
-    allowed = "allowed: command, call, args, kwargs, id, timeout"
+    allowed = "allowed: command, call, args, kwargs, id, timeout, outputs, env, shell, on_error"
     assert problems[1] == f"{where}3: task has unknown field(s) ['retries']; {allowed}"
     assert problems[2] == f"{where}4: directive '@include' is not allowed; only '@stage NAME'"
     assert problems[3].startswith(f"{where}5: stage name 'bad name' is not allowed")
@@ -121,3 +121,47 @@ def test_to_task_accepts_strings_mappings_and_tasks() -> None:
         to_task({"cmd": "x"})
     with pytest.raises(Exception, match="expected a Task, a shell command string or a mapping"):
         to_task(42)  # type: ignore[arg-type]
+
+
+def test_makitas_split_files_are_stages_named_after_each_part(tmp_path: Path) -> None:
+    part2 = tmp_path / "jobs.sh.part2"
+    part2.write_text(
+        "python -m asreview simulate data/a.csv -o output/sim_a_0.asreview --seed 1\n"
+        "python -m asreview simulate data/a.csv -o output/sim_a_1.asreview --seed 2\n"
+    )
+    part3 = tmp_path / "jobs.sh.part3"
+    part3.write_text("python -m asreview metrics output/sim_a_0.asreview -o m0.json\n")
+    stages = load_task_files([part2, part3])
+    assert [s.name for s in stages] == ["jobs.sh.part2", "jobs.sh.part3"]
+    first = stages[0].tasks[0]
+    assert (first.shell, first.on_error) == ("bash", "continue")
+
+
+def test_a_shell_script_runs_as_bash_would(tmp_path: Path) -> None:
+    script = tmp_path / "jobs.sh"
+    script.write_text(
+        "\n# version 1.1\nmkdir output\nmkdir output/a \\\n  output/b\nset -e\n"
+        "set -o pipefail\npython run.py | tee log\nset +e\necho done\n"
+    )
+    [stage] = load_task_files([script])
+    assert stage.name == "jobs.sh"
+    commands = [(t.command, t.on_error) for t in stage.tasks]
+    assert commands == [
+        ("mkdir output", "continue"),
+        ("mkdir output/a   output/b", "continue"),
+        ("set -e\nset -o pipefail\npython run.py | tee log", "fail"),
+        ("set -e\nset -o pipefail\nset +e\necho done", "continue"),
+    ]
+
+
+def test_shell_lines_that_cannot_run_on_their_own_are_errors(tmp_path: Path) -> None:
+    script = tmp_path / "jobs.sh"
+    script.write_text("cd data\nexport SEED=3\nA=1\nfor f in *.csv; do\n  echo $f\ndone\necho ok\n")
+    with pytest.raises(TaskFileError) as caught:
+        load_task_files([script])
+    problems = caught.value.problems
+    assert problems[0].startswith(f"{script}:1: 'cd data' changes the folder")
+    assert problems[1].startswith(f"{script}:2: 'export SEED=3' sets a variable")
+    assert "--env NAME=value" in problems[1]
+    assert problems[2].startswith(f"{script}:3: 'A=1' sets a variable")
+    assert problems[3].startswith(f"{script}:4: 'for f in *.csv; do' is not a complete command")

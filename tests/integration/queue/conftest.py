@@ -62,11 +62,15 @@ class Counts:
     unexpected: int
     extra_runs: int
     effects: dict[str, int] = field(default_factory=dict)
+    submitted: int = 0
+    completed: int = 0
+    dead_lettered: int = 0
 
     def __str__(self) -> str:
         return (
-            f"lost={self.lost} duplicated={self.duplicated} unexpected={self.unexpected} "
-            f"extra_runs={self.extra_runs}"
+            f"submitted={self.submitted} completed={self.completed} lost={self.lost} "
+            f"duplicated={self.duplicated} unexpected={self.unexpected} "
+            f"extra_runs={self.extra_runs} dead_lettered={self.dead_lettered}"
         )
 
 
@@ -201,14 +205,14 @@ class QueueHarness:
             if channel.connection.is_open:
                 channel.connection.close()
 
-    def publish_raw(self, body: bytes) -> None:
-        """Publish a message to the tasks queue as something other than the tasker would."""
+    def publish_raw(self, body: bytes, suffix: str = "tasks", headers: Any = None) -> None:
+        """Publish a message to one of the set's queues as something other than the tasker
+        would."""
         channel = self.channel()
         declare_topology(channel, QueueNames(self.queue), max_attempts=3)
         channel.confirm_delivery()
-        channel.basic_publish(
-            "", f"{self.queue}.tasks", body, pika.BasicProperties(delivery_mode=2), mandatory=True
-        )
+        properties = pika.BasicProperties(delivery_mode=2, headers=headers)
+        channel.basic_publish("", f"{self.queue}.{suffix}", body, properties, mandatory=True)
         channel.connection.close()
 
     def dead_letters(self) -> list[tuple[bytes, dict[str, Any]]]:
@@ -230,6 +234,14 @@ class QueueHarness:
         for key in self.storage.list(f"markers/{kind}"):
             _, _, task_id, name = key.split("/", 3)
             found[task_id].append(name)
+        return found
+
+    def spans(self, task_id: str) -> list[tuple[float, float]]:
+        """(start, end) of every completed execution of a ``record`` task."""
+        found = []
+        for key in self.storage.list(f"markers/spans/{task_id}"):
+            start, end = self.storage.read_text(key).split()
+            found.append((float(start), float(end)))
         return found
 
     def result(self, task_id: str) -> dict[str, Any]:
@@ -255,6 +267,9 @@ class QueueHarness:
             unexpected=len(results - expected),
             extra_runs=sum(count - 1 for count in effects.values() if count > 1),
             effects=effects,
+            submitted=len(ids),
+            completed=len(results & ids),
+            dead_lettered=report.failed,
         )
 
 

@@ -1,7 +1,7 @@
 """Tasks the queue integration tests run on real workers.
 
 Each leaves markers in the queue's storage so a test can count what really happened:
-``markers/started/<id>/<pid>-<n>`` when an attempt starts (the pid is the worker's) and
+``markers/started/<id>/<worker>-<n>`` when an attempt starts (the worker's name) and
 ``markers/effects/<id>/<uuid>`` when it completes, just before the result is stored.
 """
 
@@ -22,17 +22,36 @@ def _mark(root: str, kind: str, name: str) -> None:
 
 
 def record(root: str, value: int, seconds: float = 0.0) -> int:
-    """Sleep, write ``value`` to the task's output folder and return its square."""
-    _mark(root, "started", f"{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    """Sleep, write ``value`` to the task's output folder and return its square.
+
+    Also leaves ``markers/spans/<id>/<uuid>`` holding "<start> <end>" (Unix times) of this
+    execution, so a test can tell whether two executions overlapped.
+    """
+    began = time.time()
+    _mark(root, "started", f"{current_task().worker}-{uuid.uuid4().hex[:8]}")
     time.sleep(seconds)
     (current_task().output_dir / "value.txt").write_text(f"{value}\n")
     _mark(root, "effects", uuid.uuid4().hex)
+    open_storage(root).write_text(
+        f"markers/spans/{current_task().id}/{uuid.uuid4().hex}", f"{began} {time.time()}"
+    )
     return value * value
+
+
+def hold_gil(root: str, seconds: int) -> str:
+    """Block in C for ``seconds`` without releasing the GIL (libc sleep through ctypes.PyDLL,
+    which keeps the GIL during the call, unlike ctypes.CDLL)."""
+    import ctypes
+
+    _mark(root, "started", f"{current_task().worker}-{uuid.uuid4().hex[:8]}")
+    ctypes.PyDLL(None).sleep(seconds)
+    _mark(root, "effects", uuid.uuid4().hex)
+    return "held"
 
 
 def poison(root: str) -> None:
     """Fail every time."""
-    _mark(root, "started", f"{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    _mark(root, "started", f"{current_task().worker}-{uuid.uuid4().hex[:8]}")
     raise ValueError("poison task: this input can never be processed")
 
 
@@ -50,3 +69,16 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def crash(root: str) -> None:
+    """Kill the process running the task, as a segfault or the OOM killer would."""
+    _mark(root, "started", f"{current_task().worker}-{uuid.uuid4().hex[:8]}")
+    os._exit(9)
+
+
+def spin(root: str, seconds: float) -> None:
+    """Run longer than the task's timeout."""
+    _mark(root, "started", f"{current_task().worker}-{uuid.uuid4().hex[:8]}")
+    time.sleep(seconds)
+    _mark(root, "effects", uuid.uuid4().hex)

@@ -125,3 +125,20 @@ def test_workers_do_not_outlive_a_killed_local_run(rabbitmq: LocalBroker, tmp_pa
     while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(_alive(pid) for pid in workers), "workers outlived the run that started them"
+
+
+def test_a_local_run_without_a_broker_starts_its_own(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "WORKSTACK_BROKER_URL"}
+    done = subprocess.run(
+        [sys.executable, "-m", "workstack", "run", str(ROOT / "workloads" / "simulations"),
+         "--local", "--workers", "1", "--out", str(tmp_path / "out"), "--no-progress"],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    # A private node, unless a RabbitMQ already listens on 5672 here; never a pika traceback.
+    assert (
+        "starting a private RabbitMQ node on 127.0.0.1 for this run" in done.stderr
+        or "using the RabbitMQ on 127.0.0.1:5672" in done.stderr
+    ), done.stderr
+    assert "Traceback" not in done.stderr
+    assert "pika" not in done.stderr  # its INFO lines are hidden unless --verbose
