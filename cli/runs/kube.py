@@ -215,7 +215,9 @@ class Kube:
 
         reason = error.reason if isinstance(error, urllib3.exceptions.MaxRetryError) else error
         seconds = timeout if timeout is not None else self.timeout
-        if isinstance(reason, urllib3.exceptions.TimeoutError | TimeoutError):
+        refused = isinstance(reason, urllib3.exceptions.NewConnectionError | ConnectionError)
+        # urllib3's NewConnectionError is a ConnectTimeoutError too, for history's sake.
+        if not refused and isinstance(reason, urllib3.exceptions.TimeoutError | TimeoutError):
             return UnreachableError(
                 f"the Kubernetes API at {self.host} did not answer within {seconds:g} s; is the "
                 "cluster up (`minikube status`, your cloud console)?"

@@ -473,8 +473,15 @@ def _check_locations(workload: WorkloadContract, input_url: str | None, output: 
 
 
 def _build(contract: StackContract, request: RunRequest) -> list[dict[str, Any]]:
+    from pydantic import ValidationError
+
     try:
         return build_run(contract, request)
+    except ValidationError as error:
+        # A settings model nested in the builder's validation: its SpecError says it all.
+        causes = [e.get("ctx", {}).get("error") for e in error.errors(include_url=False)]
+        found = [cause for cause in causes if isinstance(cause, SpecError)]
+        raise UsageError(f"--setting: {found[0] if found else error}") from None
     except SpecError as error:
         flag = OPTIONS.get(error.field.split(".")[0], ("", frozenset()))[0]
         raise UsageError(f"{flag + ': ' if flag else ''}{error}") from None

@@ -33,6 +33,16 @@ import kmock
 import yaml
 
 NAMESPACE = "workstack"
+BUILTIN = (
+    "v1/pods",
+    "v1/configmaps",
+    "v1/events",
+    "v1/persistentvolumeclaims",
+    "v1/resourcequotas",
+    "batch/v1/jobs",
+    "argoproj.io/v1alpha1/workflows",
+)
+"""Kinds the fake API serves, as a cluster with Argo's CRDs does."""
 
 
 def matches(selector: str | None, labels: dict[str, str]) -> bool:
@@ -309,7 +319,11 @@ class ApiServer:
             "ConfigMap": "configmaps",
             "Workflow": "workflows",
         }[obj["kind"]]
-        key = (f"{api}/{plural}", obj["metadata"].get("namespace", NAMESPACE), obj["metadata"]["name"])
+        key = (
+            f"{api}/{plural}",
+            obj["metadata"].get("namespace", NAMESPACE),
+            obj["metadata"]["name"],
+        )
         self.handler.objects[key] = obj
 
     def stored(self, kind: str) -> list[dict[str, Any]]:
@@ -323,9 +337,7 @@ class ApiServer:
     def requests(self, method: str, suffix: str = "") -> list[Any]:
         """Requests received with ``method`` whose path ends with ``suffix``."""
         return [
-            r
-            for r in list(self.handler.requests)
-            if r.method == method and str(r.url.path).endswith(suffix)
+            r for r in list(self.handler) if r.method == method and str(r.url.path).endswith(suffix)
         ]
 
     def kubeconfig(self, path: Path) -> Path:
@@ -355,6 +367,8 @@ def api_server(volume_root: Path) -> Iterator[ApiServer]:
         stop.append(stopping)
         handler = _Handler()
         handler.cluster = cluster
+        for resource in BUILTIN:
+            handler.resources[resource] = {}
         async with handler, kmock.Server(handler, host="127.0.0.1") as server:
             ready.append(
                 ApiServer(
