@@ -168,15 +168,19 @@ class _Handler(kmock.KubernetesEmulator):  # type: ignore[misc]
     def _start_pod(self, pod: dict[str, Any]) -> None:
         status = self.cluster.pod_status(pod)
         if status is not None:
-            name = pod["metadata"]["name"]
-            asyncio.ensure_future(self.patch("pods", name, {"status": status}))
+            name, namespace = pod["metadata"]["name"], pod["metadata"]["namespace"]
+            self._pending = asyncio.ensure_future(
+                self.patch("pods", name, {"status": status}, namespace)
+            )
 
-    async def patch(self, plural: str, name: str, change: dict[str, Any]) -> None:
+    async def patch(
+        self, plural: str, name: str, change: dict[str, Any], namespace: str = NAMESPACE
+    ) -> None:
         """Change an object as a controller would, with a MODIFIED event to watchers."""
         version = "batch/v1" if plural == "jobs" else "v1"
         if plural == "workflows":
             version = "argoproj.io/v1alpha1"
-        key = (f"{version}/{plural}", NAMESPACE, name)
+        key = (f"{version}/{plural}", namespace, name)
         async with self._lock:
             obj = self.objects[key]
             obj.patch(change)
@@ -303,9 +307,11 @@ class ApiServer:
         """Run a coroutine on the server's loop and return its result."""
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=30)
 
-    def patch(self, plural: str, name: str, change: dict[str, Any]) -> None:
+    def patch(
+        self, plural: str, name: str, change: dict[str, Any], namespace: str = NAMESPACE
+    ) -> None:
         """Change an object as its controller would (watchers get MODIFIED)."""
-        self.run(self.handler.patch(plural, name, change))
+        self.run(self.handler.patch(plural, name, change, namespace))
 
     def put(self, obj: dict[str, Any]) -> None:
         """Store an object as if another client had created it."""
