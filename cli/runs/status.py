@@ -493,7 +493,8 @@ def _container_problems(
         if reason == "ErrImageNeverPull":
             fix = (
                 "the image is not loaded into the cluster's engine: "
-                f"`pulumi up -s {contract.stack}` builds it there (workstack:dockerHost must point at minikube's engine: "
+                f"`pulumi up -s {contract.stack}` builds it there (workstack:dockerHost must "
+                "point at minikube's engine: "
                 "`minikube docker-env --ssh-host`)"
             )
         else:

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from tests.component.harness import deploy
 from workstack.main import app
 from workstack.offline import Secret
 from workstack.project import PulumiProject
 
-from ..component.harness import deploy
 from .conftest import S3Server
 
 pytestmark = pytest.mark.integration
@@ -63,7 +63,8 @@ def test_push_ls_pull_and_resume_on_a_bucket(tmp_path: Path, outputs: Path) -> N
     assert "2 file(s) transferred" in pushed.stdout
     (local / "c.csv").write_text("c\n")
     again = data(outputs, "push", str(local), "csv-clean/inputs")
-    assert "1 file(s) transferred" in again.stdout and "2 already there" in again.stdout
+    assert "1 file(s) transferred" in again.stdout
+    assert "2 already there" in again.stdout
     listed = data(outputs, "ls", "csv-clean")
     assert [line.split()[-1] for line in listed.stdout.splitlines()] == [
         "inputs/a.csv",

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from tests.component.harness import deploy
 from workstack.offline import Secret
 from workstack.project import PulumiProject
 
-from ..component.harness import deploy
 from .kubeapi import ApiServer, api_server
 
 

@@ -222,7 +222,9 @@ class _Handler(kmock.KubernetesEmulator):  # type: ignore[misc]
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
-        assert process.stdout and process.stderr and process.stdin
+        assert process.stdout
+        assert process.stderr
+        assert process.stdin
 
         async def pump(stream: asyncio.StreamReader, channel: int) -> None:
             while chunk := await stream.read(65536):

@@ -120,7 +120,9 @@ def sales(tmp_path: Path) -> Path:
     return folder
 
 
-def do_launch(project: PulumiProject, backend: OfflineBackend, kubeconfig: Path, tmp_path: Path, **kwargs: Any) -> Any:
+def do_launch(
+    project: PulumiProject, backend: OfflineBackend, kubeconfig: Path, tmp_path: Path, **kwargs: Any
+) -> Any:
     def connect(stack: Stack) -> Kube:
         return stack.kube(kubeconfig=kubeconfig, context="minikube")
 
@@ -147,10 +149,14 @@ def test_launch_runs_on_a_preview_pulls_the_results_and_destroys_it(
     backend = OfflineBackend(project)
     worker = kubelet(api, volume, project.root)
     seen: list[str] = []
-    result = do_launch(project, backend, kubeconfig, tmp_path, down=True, on_status=lambda s: seen.append(s.state))
+    result = do_launch(
+        project, backend, kubeconfig, tmp_path, down=True, on_status=lambda s: seen.append(s.state)
+    )
     worker.join()
-    assert result.ok and result.destroyed
-    assert backend.destroyed == [result.preview.stack] and backend.stacks() == []
+    assert result.ok
+    assert result.destroyed
+    assert backend.destroyed == [result.preview.stack]
+    assert backend.stacks() == []
     # The preview ran in its own namespace on the shared minikube cluster.
     job = api.stored("jobs")[0]
     assert job["metadata"]["namespace"] == result.preview.stack
@@ -168,8 +174,10 @@ def test_a_failed_run_still_destroys_the_preview(
     worker = kubelet(api, volume, project.root, fail=True)
     result = do_launch(project, backend, kubeconfig, tmp_path, down=True)
     worker.join()
-    assert not result.ok and result.status.state == "failed"
-    assert result.destroyed and backend.stacks() == []
+    assert not result.ok
+    assert result.status.state == "failed"
+    assert result.destroyed
+    assert backend.stacks() == []
 
 
 def test_an_interrupted_launch_leaves_a_preview_that_env_gc_removes_once_expired(
@@ -185,7 +193,9 @@ def test_an_interrupted_launch_leaves_a_preview_that_env_gc_removes_once_expired
     [preview] = list_previews(backend)
     assert preview.expires == NOW + timedelta(hours=6)
     assert collect_garbage(backend, now=NOW + timedelta(hours=5), output=print) == []
-    assert [p.stack for p in collect_garbage(backend, now=NOW + timedelta(hours=7), output=print)] == [preview.stack]
+    assert [
+        p.stack for p in collect_garbage(backend, now=NOW + timedelta(hours=7), output=print)
+    ] == [preview.stack]
     assert backend.stacks() == []
 
 
@@ -199,15 +209,27 @@ def test_an_interrupted_launch_with_down_destroys_the_preview_at_once(
 
     with pytest.raises(KeyboardInterrupt):
         do_launch(project, backend, kubeconfig, tmp_path, down=True, on_status=interrupt)
-    assert backend.stacks() == [] and len(backend.destroyed) == 1
+    assert backend.stacks() == []
+    assert len(backend.destroyed) == 1
 
 
-def test_launch_refuses_missing_inputs_before_any_stack(project: PulumiProject, tmp_path: Path, kubeconfig: Path) -> None:
+def test_launch_refuses_missing_inputs_before_any_stack(
+    project: PulumiProject, tmp_path: Path, kubeconfig: Path
+) -> None:
     backend = OfflineBackend(project)
     with pytest.raises(RunsError, match="no such folder"):
         launch(
-            backend, project, "csv-clean", template="minikube", branch="b", owner="o", now=NOW,
-            from_local=tmp_path / "nope", pull_to=tmp_path / "r", down=True,
-            connect=lambda stack: stack.kube(kubeconfig=kubeconfig), folder=lambda s, k: None,
+            backend,
+            project,
+            "csv-clean",
+            template="minikube",
+            branch="b",
+            owner="o",
+            now=NOW,
+            from_local=tmp_path / "nope",
+            pull_to=tmp_path / "r",
+            down=True,
+            connect=lambda stack: stack.kube(kubeconfig=kubeconfig),
+            folder=lambda s, k: None,
         )
     assert backend.configs == {}

@@ -21,8 +21,12 @@ ROOT = Path(__file__).resolve().parents[2]
 WORKSTACK = [sys.executable, "-m", "workstack"]
 
 
-def run(args: list[str], env: dict[str, str], timeout: int = 1800) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+def run(
+    args: list[str], env: dict[str, str], timeout: int = 1800
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 @pytest.mark.pulumi_cli
@@ -44,8 +48,11 @@ def test_up_push_submit_status_pull_cancel_destroy(tmp_path: Path) -> None:
         submit = run([*WORKSTACK, "submit", "csv-clean", "--run-id", "e2e", "--watch", *stack], env)
         assert submit.returncode == 0, submit.stdout + submit.stderr
         status = run([*WORKSTACK, "status", "e2e", *stack], env)
-        assert status.returncode == 0 and "succeeded" in status.stdout, status.stdout
-        pull = run([*WORKSTACK, "data", "pull", "csv-clean/outputs", str(tmp_path / "out"), *stack], env)
+        assert status.returncode == 0, status.stdout
+        assert "succeeded" in status.stdout, status.stdout
+        pull = run(
+            [*WORKSTACK, "data", "pull", "csv-clean/outputs", str(tmp_path / "out"), *stack], env
+        )
         assert pull.returncode == 0, pull.stderr
         expected = sorted(p.name for p in inputs.iterdir())
         assert sorted(p.name for p in (tmp_path / "out").iterdir()) == expected
@@ -55,19 +62,50 @@ def test_up_push_submit_status_pull_cancel_destroy(tmp_path: Path) -> None:
         cancel = run([*WORKSTACK, "cancel", "e2e-2", *stack], env)
         assert cancel.returncode == 0, cancel.stderr
         time.sleep(5)
-        left = run(["kubectl", "--context", "minikube", "-n", "workstack", "get", "jobs,pods", "-l", "workstack.dev/run=e2e-2", "-o", "json"], env)
+        left = run(
+            [
+                "kubectl",
+                "--context",
+                "minikube",
+                "-n",
+                "workstack",
+                "get",
+                "jobs,pods",
+                "-l",
+                "workstack.dev/run=e2e-2",
+                "-o",
+                "json",
+            ],
+            env,
+        )
         assert json.loads(left.stdout)["items"] == []
         runs = run([*WORKSTACK, "runs", *stack], env)
-        assert "e2e " in runs.stdout and "e2e-2" not in runs.stdout
+        assert "e2e " in runs.stdout
+        assert "e2e-2" not in runs.stdout
     finally:
         down = run(["pulumi", "destroy", "--yes", "-s", "minikube", "--non-interactive"], env)
         assert down.returncode == 0, down.stdout + down.stderr
-        namespaces = run(["kubectl", "--context", "minikube", "get", "ns", "workstack", "--ignore-not-found", "-o", "name"], env)
+        namespaces = run(
+            [
+                "kubectl",
+                "--context",
+                "minikube",
+                "get",
+                "ns",
+                "workstack",
+                "--ignore-not-found",
+                "-o",
+                "name",
+            ],
+            env,
+        )
         assert namespaces.stdout.strip() == ""
         run(["pulumi", "stack", "rm", "minikube", "--yes", "--non-interactive"], env)
 
 
-def test_without_the_pulumi_cli_the_commands_say_to_use_outputs(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_the_pulumi_cli_the_commands_say_to_use_outputs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from typer.testing import CliRunner
 
     from workstack.main import app

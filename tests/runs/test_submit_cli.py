@@ -105,7 +105,8 @@ def test_no_inputs_is_bad_input(outputs_file: Path, kubeconfig: Path, api: ApiSe
     [
         (
             ["submit", "nope"],
-            "workload: 'nope' is not allowed; stack 'minikube' has: csv-clean, dask-bench, ml-basic, simulations",
+            "workload: 'nope' is not allowed; stack 'minikube' has: csv-clean, dask-bench, "
+            "ml-basic, simulations",
         ),
         (
             ["submit", "csv-clean", "--run-id", "Bad_Id"],
@@ -117,11 +118,13 @@ def test_no_inputs_is_bad_input(outputs_file: Path, kubeconfig: Path, api: ApiSe
         ),
         (
             ["submit", "simulations", "--glob", "*.csv"],
-            "option --glob '*.csv' is not allowed for simulations (a queue-workers workload); it takes: --output, --workers, --cpu, --memory, --setting",
+            "option --glob '*.csv' is not allowed for simulations (a queue-workers workload); "
+            "it takes: --output, --workers, --cpu, --memory, --setting",
         ),
         (
             ["submit", "ml-basic", "--parallelism", "3"],
-            "option --parallelism 3 is not allowed for ml-basic (a pipeline workload); it takes: no run options",
+            "option --parallelism 3 is not allowed for ml-basic (a pipeline workload); it "
+            "takes: no run options",
         ),
         (["submit", "dask-bench"], "config: None is not allowed; a dask run needs its run config"),
         (["submit", "csv-clean", "--setting", "shards=0"], "shards"),
@@ -143,7 +146,8 @@ def test_bad_input_exits_2_naming_the_option_value_and_what_is_allowed(
     assert result.exit_code == 2, result.output
     assert message in result.stderr
     assert "Traceback" not in result.output
-    assert api.stored("jobs") == [] and api.stored("configmaps") == []
+    assert api.stored("jobs") == []
+    assert api.stored("configmaps") == []
 
 
 def test_a_taken_run_id_exits_2_and_leaves_nothing_half_made(
@@ -182,7 +186,8 @@ def test_permission_denied_exits_4(
     api.cluster.denied.add(("POST", "/jobs"))
     result = cli(outputs_file, kubeconfig, "submit", "csv-clean", "--from", str(inputs(tmp_path)))
     assert result.exit_code == 4, result.output
-    assert "permission denied" in result.stderr and "/jobs" in result.stderr
+    assert "permission denied" in result.stderr
+    assert "/jobs" in result.stderr
 
 
 def test_an_api_server_that_does_not_answer_exits_3(
@@ -255,7 +260,8 @@ def test_runs_lists_runs_by_label_and_cancel_deletes_them_in_the_foreground(
     ]
     assert (volume / "csv-clean/outputs/sales-0.csv").read_text() == "done"
     again = cli(outputs_file, kubeconfig, "cancel", "r1")
-    assert again.exit_code == 2 and "run 'r1' has no objects" in again.stderr
+    assert again.exit_code == 2
+    assert "run 'r1' has no objects" in again.stderr
 
 
 def test_data_push_ls_pull_through_the_transfer_pod(
@@ -279,7 +285,8 @@ def test_data_push_ls_pull_through_the_transfer_pod(
     ]
     assert api.stored("pods") == []  # every transfer pod was deleted
     outside = cli(outputs_file, kubeconfig, "data", "ls", "s3://elsewhere/x")
-    assert outside.exit_code == 2 and "is not on stack 'minikube''s storage" in outside.stderr
+    assert outside.exit_code == 2
+    assert "is not on stack 'minikube''s storage" in outside.stderr
 
 
 def test_an_interrupted_push_over_the_exec_stream_resumes(
@@ -292,13 +299,15 @@ def test_an_interrupted_push_over_the_exec_stream_resumes(
     api.cluster.exec_breaks_after = 450_000  # the connection drops inside the third file
     broken = cli(outputs_file, kubeconfig, "data", "push", str(local), "big")
     assert broken.exit_code == 1, broken.output
-    assert "interrupted" in broken.stderr and "run the same command again" in broken.stderr
+    assert "interrupted" in broken.stderr
+    assert "run the same command again" in broken.stderr
     arrived = sorted(p.name for p in (volume / "big").iterdir())
     assert arrived == ["part-0.bin", "part-1.bin"]  # whole files only, no partial one
     api.cluster.exec_breaks_after = None
     resumed = cli(outputs_file, kubeconfig, "data", "push", str(local), "big")
     assert resumed.exit_code == 0, resumed.output
-    assert "3 file(s) transferred" in resumed.stdout and "2 already there" in resumed.stdout
+    assert "3 file(s) transferred" in resumed.stdout
+    assert "2 already there" in resumed.stdout
     assert all(
         (volume / "big" / f"part-{i}.bin").read_bytes() == bytes([i]) * 200_000 for i in range(5)
     )
@@ -331,7 +340,10 @@ def test_a_transfer_pod_that_cannot_pull_its_image_says_so(
                 "state": {
                     "waiting": {
                         "reason": "ErrImageNeverPull",
-                        "message": 'Container image "workstack/csv-clean:abc" is not present with pull policy of Never',
+                        "message": (
+                            'Container image "workstack/csv-clean:abc" is not present '
+                            "with pull policy of Never"
+                        ),
                     }
                 },
             }
