@@ -305,7 +305,7 @@ class NfsFolder:
         doing = f"pushing to {self.url}/{_relative(remote)}"
         try:
             try:
-                write_tar(folder, todo, _ChannelWriter(channel), on_bytes=view.advance)
+                write_tar(folder, todo, _ChannelWriter(channel), on_bytes=view.advance)  # type: ignore[arg-type]
                 channel.close_stdin()
             except (UnreachableError, OSError) as error:
                 # The other side may have stopped first (disk full, denied): its status says why.
@@ -501,6 +501,12 @@ class BucketFolder:
                 raise UnreachableError(f"{doing}: {error}") from None
             raise
 
+    def _upload(self, source: str, target: str, key: str) -> None:
+        self._guard(f"uploading {key}", lambda: self._fs.put_file(source, target))
+
+    def _download(self, source: str, target: str, key: str) -> None:
+        self._guard(f"downloading {key}", lambda: self._fs.get_file(source, target))
+
     def _key(self, remote: str) -> str:
         relative = _relative(remote)
         return f"{self._native}/{relative}" if relative else self._native
@@ -531,11 +537,7 @@ class BucketFolder:
         base = self._key(remote)
         try:
             for entry in todo:
-                source = str(folder / entry.path)
-                target = f"{base}/{entry.path}"
-                self._guard(
-                    f"uploading {entry.path}", lambda s=source, t=target: self._fs.put_file(s, t)
-                )
+                self._upload(str(folder / entry.path), f"{base}/{entry.path}", entry.path)
                 view.advance(entry.size)
         finally:
             view.end()
@@ -560,10 +562,7 @@ class BucketFolder:
                 temp = target.with_name(f".{target.name}.part")
                 source = f"{base}/{entry.path}"
                 try:
-                    self._guard(
-                        f"downloading {entry.path}",
-                        lambda s=source, t=str(temp): self._fs.get_file(s, t),
-                    )
+                    self._download(source, str(temp), entry.path)
                     temp.replace(target)
                 finally:
                     temp.unlink(missing_ok=True)
