@@ -395,6 +395,11 @@ class AutomationBackend:
             stack, work_dir=str(self._project.root), opts=self._workspace_options()
         )
 
+    def outputs(self, stack: str) -> dict[str, Any]:
+        """``pulumi stack output --json --show-secrets``: the stack's outputs, plain values."""
+        values = self._guard(stack, lambda: self._stack(stack).outputs())
+        return {key: value.value for key, value in values.items()}
+
     def up(self, stack: str, output: Output) -> None:
         """``pulumi up``, streamed."""
         self._guard(stack, lambda: self._stack(stack).up(on_output=output))

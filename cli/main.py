@@ -15,6 +15,7 @@ import typer
 
 import workstack
 from workstack.images.command import image_app
+from workstack.runs.command import register as register_run_commands
 from workstack.sdk.cli import app, fail
 
 if TYPE_CHECKING:
@@ -38,6 +39,8 @@ ProjectOption = Annotated[
 
 # Deploy-side but Pulumi-free: builds need only the core install and docker.
 app.add_typer(image_app, name="image")
+# Runs on a deployed stack: data, submit, runs, status, logs, cancel, launch (docs/runs.md).
+register_run_commands()
 
 
 @app.command()

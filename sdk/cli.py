@@ -352,6 +352,89 @@ def pod(
 
 app.add_typer(queue_app, name="queue")
 
+data_app = typer.Typer(
+    help="Data: files in and out of a stack's storage (push, pull, ls), and the in-pod side of "
+    "those transfers (manifest, receive, send, hold).",
+    no_args_is_help=True,
+)
+app.add_typer(data_app, name="data")
+RootArgument = Annotated[Path, typer.Argument(help="The folder on the storage, e.g. /data/x.")]
+
+
+def _data_exit(error: Exception) -> NoReturn:
+    from workstack.sdk.datasync import DataError
+
+    code = error.exit_code if isinstance(error, DataError) else 74
+    typer.echo(f"error: {error}", err=True)
+    raise typer.Exit(code)
+
+
+@data_app.command("manifest", hidden=True)
+def data_manifest(
+    root: RootArgument,
+    prefix: Annotated[str, typer.Option(help="Only files under this relative folder.")] = "",
+) -> None:
+    """Print one JSON line per file under ROOT: path, size and sha256 (in-pod side of ls).
+
+    Exits 0, 2 for a bad prefix, 73 when a file cannot be read (permission denied), 74 on
+    another I/O error.
+    """
+    from workstack.sdk.datasync import DataError, scan
+
+    try:
+        for entry in scan(root, prefix):
+            sys.stdout.write(entry.to_json() + "\n")
+    except DataError as error:
+        _data_exit(error)
+
+
+@data_app.command("receive", hidden=True)
+def data_receive(
+    root: RootArgument,
+    files: Annotated[
+        int | None, typer.Option(min=0, help="Files the sender sends; fewer is an interruption.")
+    ] = None,
+) -> None:
+    """Read a tar stream on stdin and write its files atomically under ROOT (push's pod side).
+
+    Prints a JSON summary. Exits 0, 2 for a path that leaves ROOT, 65 when the stream ended
+    early (files received so far are complete), 73 permission denied, 74 disk full.
+    """
+    from workstack.sdk.datasync import DataError, receive
+
+    try:
+        summary = receive(root, sys.stdin.buffer, count=files)
+    except DataError as error:
+        _data_exit(error)
+    sys.stdout.write(summary.to_json() + "\n")
+
+
+@data_app.command("send", hidden=True)
+def data_send(root: RootArgument) -> None:
+    """Read a JSON list of paths on stdin's first line; write them from ROOT as tar on stdout.
+
+    The pod side of pull. Exits 0, 2 for a bad path, 73 permission denied, 74 an I/O error
+    (a file listed but gone included).
+    """
+    from workstack.sdk.datasync import DataError, FileEntry, read_request, write_tar
+
+    try:
+        paths = read_request(sys.stdin.buffer.readline())
+        write_tar(root, [FileEntry(path, 0) for path in paths], sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+    except DataError as error:
+        _data_exit(error)
+
+
+@data_app.command("hold", hidden=True)
+def data_hold(
+    seconds: Annotated[int, typer.Option(min=1, help="How long to keep the pod up.")] = 3600,
+) -> None:
+    """Sleep, so a transfer pod stays up for the transfers exec'd into it, then exit 0."""
+    import time
+
+    time.sleep(seconds)
+
 
 @app.command()
 def run(

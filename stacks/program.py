@@ -8,7 +8,7 @@ from typing import Any
 
 import pulumi
 
-from stacks.config import StackConfig
+from stacks.config import PROJECT_ROOT, StackConfig
 from workstack.components import (
     BUCKET_ROOT,
     ArgoPipeline,
@@ -41,11 +41,13 @@ from workstack.components import (
 from workstack.components.manifests.clusters import node_platform
 from workstack.components.manifests.contract import (
     BrokerContract,
+    ImageSource,
     StackContract,
     StorageContract,
     WorkloadContract,
 )
 from workstack.components.manifests.dask import scheduler_address
+from workstack.images import DEFAULT_BASE_IMAGE
 from workstack.sdk.env import NFS_MOUNT_PATH
 from workstack.sdk.workload import Workload
 
@@ -302,6 +304,23 @@ def _settings(model: Any) -> dict[str, Any]:
     return settings
 
 
+def image_source(config: StackConfig, item: Deployed) -> ImageSource:
+    """How the workload's image was built: ``submit`` plans the folder's again to compare."""
+    folder = item.workload.folder.resolve()
+    try:
+        relative = folder.relative_to(PROJECT_ROOT).as_posix()
+    except ValueError:  # a workload outside the project: its absolute path
+        relative = str(folder)
+    return ImageSource(
+        folder=relative,
+        tag=item.image.tag,
+        platform=item.image.platform,
+        extras=storage_extras(config),
+        base_image=DEFAULT_BASE_IMAGE,
+        docker_host=config.stack_settings.docker_host,
+    )
+
+
 def contract(
     config: StackConfig, platform: Platform, deployed: dict[str, Deployed]
 ) -> pulumi.Output[dict[str, Any]]:
@@ -350,6 +369,7 @@ def contract(
                 keda=item.keda,
                 scheduler_address=item.scheduler_address,
                 workflow_template=item.workflow_template,
+                source=image_source(config, item),
             )
         return StackContract(
             stack=config.stack,

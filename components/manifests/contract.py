@@ -23,6 +23,7 @@ from workstack.components.manifests.validation import SpecError
 __all__ = [
     "CONTRACT_VERSION",
     "BrokerContract",
+    "ImageSource",
     "StackContract",
     "StorageContract",
     "WorkloadContract",
@@ -75,6 +76,26 @@ class BrokerContract(_Model):
     client_labels: dict[str, str] = {}
 
 
+class ImageSource(_Model):
+    """How the stack built a workload's image, so ``submit`` can tell the folder changed since.
+
+    Attributes:
+        folder: The workload folder, relative to the project root.
+        tag: The content-hash tag the stack built (``workstack.images.plan_context``'s).
+        platform: The nodes' platform it was built for.
+        extras: workstack extras the stack added (``s3``, ``gcs``).
+        base_image: The image it builds on.
+        docker_host: The engine it was loaded into (minikube), or None.
+    """
+
+    folder: str
+    tag: str
+    platform: str
+    extras: tuple[str, ...] = ()
+    base_image: str
+    docker_host: str | None = None
+
+
 class WorkloadContract(_Model):
     """One workload as runs see it.
 
@@ -94,6 +115,7 @@ class WorkloadContract(_Model):
         keda: queue-workers: the stack runs KEDA ScaledJob workers (runs start a tasker only).
         scheduler_address: dask: the scheduler inside the cluster.
         workflow_template: pipeline: the WorkflowTemplate runs are submitted from.
+        source: How its image was built (None from a stack deployed before it was recorded).
     """
 
     name: str
@@ -110,6 +132,7 @@ class WorkloadContract(_Model):
     keda: bool = False
     scheduler_address: str | None = None
     workflow_template: str | None = None
+    source: ImageSource | None = None
 
 
 class StackContract(_Model):
