@@ -106,7 +106,9 @@ def test_keys_at_their_default_are_not_flagged_for_other_clouds(project: PulumiP
 def test_workloads_must_be_folders_under_workloads() -> None:
     for name in ("../x", "/etc", "nope"):
         values = {"workstack:workloads": f'["{name}"]'}
-        with pytest.raises(ConfigError, match="known workloads: asreview-makita, clc-preprocess, csv-clean"):
+        with pytest.raises(
+            ConfigError, match="known workloads: asreview-makita, clc-preprocess, csv-clean"
+        ):
             parse_stack_config("dev", values)
 
 
