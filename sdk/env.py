@@ -11,6 +11,7 @@ __all__ = [
     "DATA_URL",
     "NFS_MOUNT_PATH",
     "NFS_PATH",
+    "RUN_ID",
     "STORAGE_URL",
     "WORKLOAD_FILE",
 ]
@@ -32,6 +33,10 @@ WORKLOAD_FILE = "WORKSTACK_WORKLOAD"
 
 BROKER_URL = "WORKSTACK_BROKER_URL"
 """The queue pattern's AMQP URL, credentials included (pods read it from the broker's Secret)."""
+
+RUN_ID = "WORKSTACK_RUN_ID"
+"""The run a pod belongs to: a queue run's tasker names its run so, and its workers obey only
+that run's stop messages (set on every run's pods, not on a KEDA service's)."""
 
 STORAGE_URL = "WORKSTACK_STORAGE_URL"
 """Where the queue pattern's tasker and workers keep results."""

@@ -96,7 +96,7 @@ class QueueSettings(Settings):
     worker_resources: Resources = setting(Resources(), "queueWorker")
     """queue-workers. Each worker pod's CPU and memory."""
     tasker_resources: Resources = setting(
-        Resources(cpu="100m", memory="256Mi", cpu_limit="500m"), "queueTasker"
+        Resources(cpu="100m", memory="512Mi", cpu_limit="500m"), "queueTasker"
     )
     """queue-workers. The tasker pod's CPU and memory (it publishes and waits)."""
     retries: Annotated[int, Between(0, 100)] = setting(6, "queueRetries")
@@ -235,6 +235,7 @@ def _pod_template(target: QueueTarget, settings: QueueSettings, role: str) -> di
         pull_policy=target.pull_policy,
         command=("workstack",),
         args=tuple(worker_args(target, settings) if worker else tasker_args(target, settings)),
+        env={env.RUN_ID: target.run_id} if target.run_id else {},
         secret_env={env.BROKER_URL: (target.broker_secret, target.broker_secret_key)},
         resources=settings.worker_resources if worker else settings.tasker_resources,
     )

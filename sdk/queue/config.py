@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 from workstack.sdk import env
+from workstack.sdk.errors import WorkstackError
 
 __all__ = [
     "BROKER_URL_ENV",
@@ -41,7 +42,7 @@ BROKER_URL_ENV = env.BROKER_URL
 STORAGE_URL_ENV = env.STORAGE_URL
 WORK_DIR_ENV = "WORKSTACK_WORK_DIR"
 """The folder commands run in (tasker and workers read it; commands see it)."""
-RUN_ID_ENV = "WORKSTACK_RUN_ID"
+RUN_ID_ENV = env.RUN_ID
 """A run id given to the tasker and its workers, which then obey only that run's stops."""
 QUEUE_ENV = "WORKSTACK_QUEUE"
 """The queue-set name, for tasker and workers."""
@@ -60,14 +61,14 @@ _QUEUE_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
-class QueueError(ValueError):
+class QueueError(WorkstackError, ValueError):
     """Bad input to the queue runtime (a setting, a task, a message or a task file).
 
     The message names what is wrong and what is allowed.
     """
 
 
-class BrokerError(Exception):
+class BrokerError(WorkstackError):
     """The broker refused the connection (credentials, permissions) or stayed unreachable."""
 
 

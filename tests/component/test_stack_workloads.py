@@ -172,6 +172,10 @@ def test_queue_workers_get_the_stacks_broker_and_storage(project: PulumiProject)
     }
     tasker = objects["simulations-r1-tasker"]["spec"]["template"]["spec"]["containers"][0]
     assert tasker["args"][tasker["args"].index("--from") + 1] == "simulations.plan:stages"
+    # The tasker names its run by the run id and the workers obey only that run's stops, so
+    # two runs on one queue set cannot stop each other's workers.
+    for pod in (tasker, container):
+        assert {"name": "WORKSTACK_RUN_ID", "value": "r1"} in pod["env"]
     assert deployment.outputs["rabbitmq"] == {
         "management": "kubectl port-forward -n workstack svc/rabbitmq 15672:15672"
     }
@@ -185,6 +189,9 @@ def test_keda_mode_from_the_stack_config(project: PulumiProject) -> None:
         ("TriggerAuthentication", "simulations-broker"),
     } <= kinds
     assert ("Job", "simulations-workers") not in kinds
+    [scaled] = [o for o in rendered_objects(deployment) if o["kind"] == "ScaledJob"]
+    [worker] = scaled["spec"]["jobTargetRef"]["template"]["spec"]["containers"]
+    assert "WORKSTACK_RUN_ID" not in {e["name"] for e in worker["env"]}, "a service has no run"
 
 
 def test_operators_are_installed_once_for_several_workloads(project: PulumiProject) -> None:

@@ -69,7 +69,7 @@ PINNED_DEFAULTS = {
     "queueWorkerCpuLimit": "1",
     "queueWorkerMemoryLimit": "",
     "queueTaskerCpu": "100m",
-    "queueTaskerMemory": "256Mi",
+    "queueTaskerMemory": "512Mi",
     "queueTaskerCpuLimit": "500m",
     "queueTaskerMemoryLimit": "",
     "queueRetries": 6,
