@@ -31,6 +31,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
+from workstack.sdk.errors import WorkstackError
+
 __all__ = [
     "EXIT_BAD_ARGS",
     "EXIT_CODES",
@@ -63,7 +65,7 @@ _CHUNK = 1 << 20
 _TEMP_SUFFIX = ".part"
 
 
-class DataError(Exception):
+class DataError(WorkstackError):
     """A transfer failed; ``exit_code`` says how (see :data:`EXIT_CODES`).
 
     Attributes:

@@ -7,6 +7,8 @@ in the user's terms and what to do; its ``exit_code`` is the command's exit stat
 
 from __future__ import annotations
 
+from workstack.sdk.errors import WorkstackError
+
 __all__ = [
     "EXIT_DENIED",
     "EXIT_FAILED",
@@ -30,7 +32,7 @@ EXIT_DENIED = 4
 """The cluster or the storage refused: permission denied."""
 
 
-class RunsError(Exception):
+class RunsError(WorkstackError):
     """A run command cannot do what it was asked; the message says why and what to do."""
 
     exit_code = EXIT_FAILED

@@ -30,8 +30,6 @@ def _modules() -> list[str]:
 def test_public_error_classes_are_workstack_errors(module: str) -> None:
     if module.endswith(".__main__"):
         pytest.skip("running it starts the command")
-    if module.startswith("workstack.sdk.queue"):
-        pytest.skip("the queue runtime's errors are checked with it")
     loaded = importlib.import_module(module)
     for name, value in vars(loaded).items():
         if (
