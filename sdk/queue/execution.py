@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from workstack.sdk.env import BROKER_URL
 from workstack.sdk.storage import Storage
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "record_is_done",
     "result_key",
     "stored_ids",
+    "task_environment",
     "work_identity",
 ]
 
@@ -274,6 +276,17 @@ class _TaskFailedError(Exception):
     """A failure the worker describes itself (exit status, import, outputs); no traceback."""
 
 
+def task_environment() -> dict[str, str]:
+    """This process's environment without what only the worker needs: the broker URL.
+
+    The URL carries the broker password, and anyone who can publish to the queue can make a
+    worker run commands; a task never talks to the broker, so it does not get it. (A task
+    still runs as the worker's user in the worker's container: this keeps the password out
+    of task logs, env dumps and the tools a task starts, not away from hostile code.)
+    """
+    return {key: value for key, value in os.environ.items() if key != BROKER_URL}
+
+
 class TaskRunner:
     """Runs tasks (decoded task messages, as dicts) and records their results.
 
@@ -408,7 +421,7 @@ class TaskRunner:
             context.cleanup()
 
     def _environment(self, message: Mapping[str, Any], context: TaskContext) -> dict[str, str]:
-        env = dict(os.environ)
+        env = task_environment()
         env.update(message.get("env") or {})
         env.update(
             WORKSTACK_TASK_ID=context.id,

@@ -38,7 +38,7 @@ import sys
 from collections import deque
 from typing import Any
 
-from workstack.sdk.queue.execution import Outcome, TaskRunner
+from workstack.sdk.queue.execution import Outcome, TaskRunner, task_environment
 from workstack.sdk.storage import open_storage
 
 __all__ = ["STATUSES", "Executor", "main"]
@@ -134,7 +134,10 @@ class Executor:
         ]
         try:
             self.process = subprocess.Popen(
-                command, pass_fds=(task_read, reply_write), start_new_session=True
+                command,
+                pass_fds=(task_read, reply_write),
+                start_new_session=True,
+                env=task_environment(),  # calls run here: no broker password for them
             )
         finally:
             os.close(task_read)

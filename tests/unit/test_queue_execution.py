@@ -87,6 +87,18 @@ def test_a_command_gets_its_environment_and_its_log_is_stored(storage: Storage) 
     assert json.loads(storage.read_text("results/cmd.json"))["exit_code"] == 0
 
 
+def test_tasks_do_not_get_the_broker_password(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14.8: the worker's broker URL (with its password) stays out of task commands."""
+    monkeypatch.setenv("WORKSTACK_BROKER_URL", "amqp://u:s3cret@broker:5672/%2F")
+    task = Task(command='echo "url=${WORKSTACK_BROKER_URL:-none}"; env', id="env")
+    assert _run(storage, task).status == "done"
+    log = storage.read_text("logs/env.log")
+    assert log.startswith("url=none\n")
+    assert "s3cret" not in log
+
+
 def test_a_failing_command_reports_its_status_and_last_output(storage: Storage) -> None:
     task = Task(command="echo 'reading data'; echo 'no such column: x' >&2; exit 3", id="bad")
     outcome = _run(storage, task)

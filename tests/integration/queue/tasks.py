@@ -55,6 +55,11 @@ def poison(root: str) -> None:
     raise ValueError("poison task: this input can never be processed")
 
 
+def broker_url_seen() -> str | None:
+    """What a task sees of the worker's broker URL (it should see nothing)."""
+    return os.environ.get("WORKSTACK_BROKER_URL")
+
+
 def main() -> None:
     """``python -m tests.integration.queue.tasks ROOT VALUE SECONDS``: ``record`` as a command."""
     root, value, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])

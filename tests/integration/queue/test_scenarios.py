@@ -17,7 +17,7 @@ import pytest
 from workstack.sdk.queue import Stage, Task
 from workstack.sdk.queue.messages import encode_task
 
-from .conftest import Counts, QueueHarness, wait_for
+from .conftest import TASKS, Counts, QueueHarness, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -53,6 +53,18 @@ def test_stages_run_in_order_and_workers_exit_0(
     report_counts("stages", counts)
     assert (counts.lost, counts.duplicated, counts.unexpected, counts.extra_runs) == (0, 0, 0, 0)
     assert harness.depth("tasks") == 0
+
+
+def test_tasks_do_not_see_the_broker_password(harness: QueueHarness) -> None:
+    """Issue 14.8: calls (in the executor) and commands run without the broker URL."""
+    call = Task(call=f"{TASKS}:broker_url_seen")
+    command = Task(command='echo "${WORKSTACK_BROKER_URL:-none}"', id="env-command")
+    worker = harness.start_worker()
+    report = harness.run_tasker([call, command], workers=1)
+    assert report.ok, report
+    assert harness.wait_exit(worker) == 0, harness.log(worker)
+    assert harness.result(call.id)["value"] is None
+    assert harness.storage.read_text("logs/env-command.log") == "none\n"
 
 
 def test_worker_killed_mid_task(harness: QueueHarness, report_counts: Report) -> None:
