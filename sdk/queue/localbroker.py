@@ -3,12 +3,18 @@
 It runs Debian's ``rabbitmq-server`` (scripts/deps/rabbitmq.sh installs it) as the current
 user with its own node name, data folder, Erlang cookie and free ports (AMQP, distribution,
 epmd), so it never meets the system service or another test run.
+
+Workers run the commands their messages name, so publishing to the node must take a password:
+the node has no ``guest`` user, only one made for it with a random password (RabbitMQ's
+``default_user``/``default_pass``, created when the node first boots). The password is in the
+config file and the URL only, both readable by this user alone (the folder is 0700).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -18,21 +24,25 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from workstack.sdk.errors import WorkstackError
+
 __all__ = ["BrokerUnavailableError", "LocalBroker", "private_broker"]
 
 _DEFAULT_HOST, _DEFAULT_PORT = "127.0.0.1", 5672
 
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 # consumer_timeout above the longest test task: a task is never cut off by the broker.
+# default_user/default_pass replace guest/guest (https://www.rabbitmq.com/docs/access-control).
 _CONFIG = """\
-loopback_users = none
+default_user = {user}
+default_pass = {password}
 consumer_timeout = 600000
 log.console = false
 log.file.level = warning
 """
 
 
-class BrokerUnavailableError(RuntimeError):
+class BrokerUnavailableError(WorkstackError, RuntimeError):
     """rabbitmq-server is not installed or did not start; the message says which."""
 
 
@@ -55,6 +65,8 @@ class LocalBroker:
         self.root = Path(tempfile.mkdtemp(prefix="workstack-rabbitmq-")) if root is None else root
         self.port = _free_port()
         self.node = f"ws{uuid.uuid4().hex[:8]}@localhost"
+        self.user = f"workstack-{uuid.uuid4().hex[:8]}"
+        self.password = secrets.token_hex(24)
         self.env = self._environment()
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -65,11 +77,13 @@ class LocalBroker:
 
     @property
     def url(self) -> str:
-        """AMQP URL of the node (guest is allowed: loopback_users = none, 127.0.0.1 only)."""
-        return f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
+        """AMQP URL of the node, with its generated user and password."""
+        return f"amqp://{self.user}:{self.password}@127.0.0.1:{self.port}/%2F"
 
     def _environment(self) -> dict[str, str]:
-        (self.root / "rabbitmq.conf").write_text(_CONFIG.format(port=self.port))
+        config = self.root / "rabbitmq.conf"
+        config.touch(mode=0o600)
+        config.write_text(_CONFIG.format(user=self.user, password=self.password))
         (self.root / "enabled_plugins").write_text("[].\n")
         (self.root / "rabbitmq-env.conf").write_text("")
         env = {key: value for key, value in os.environ.items() if not key.startswith("RABBITMQ_")}

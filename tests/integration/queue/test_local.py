@@ -48,7 +48,7 @@ def test_simulations_workload_runs_locally_stage_by_stage(
     storage = tmp_path / "out"
     done = _run(rabbitmq, storage)
     assert done.returncode == 0, done.stderr
-    assert "guest:guest" not in done.stderr  # the password is never logged
+    assert rabbitmq.password not in done.stderr  # the password is never logged
     results = [json.loads(p.read_text()) for p in (storage / "results").glob("*.json")]
     assert len(results) == 14
     by_stage: dict[str, list[dict[str, float]]] = {}
