@@ -44,7 +44,7 @@ from workstack.sdk.commands import (
     run_command,
 )
 from workstack.sdk.errors import WorkstackError
-from workstack.sdk.storage import Storage, normalize_url, open_storage
+from workstack.sdk.storage import Storage, StorageError, normalize_url, open_storage
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -340,8 +340,9 @@ def process_file(
     with contextlib.ExitStack() as stack:
         try:
             source = stack.enter_context(inputs.fetched(key))
-        except FileNotFoundError as error:
-            # Listed (or in the manifest) but gone: no retry will bring it back.
+        except (FileNotFoundError, StorageError) as error:
+            # Listed (or in the manifest) but gone, or a link out of the input root: no retry
+            # will bring it back.
             return Outcome(key, Status.BAD_INPUT, 0.0, str(error))
         try:
             with outputs.staged(target, folder=job.writes_folder) as staged:

@@ -81,6 +81,28 @@ class Storage:
     def _native(self, key: str) -> str:
         return f"{self._root}/{_check_key(key)}"
 
+    def _local_input(self, key: str) -> Path:
+        """The local path of ``key`` to read, refused if it (or, for a folder, a link inside
+        it) resolves outside the root: an input symlinked to ``/proc/self/environ`` or a
+        credentials file would otherwise be read and published as an output.
+
+        Raises:
+            StorageError: The key leaves the root through a symbolic link.
+        """
+        path = Path(self._native(key))
+        root = Path(self._root).resolve()
+        links = [path]
+        if path.is_dir() and not path.is_symlink():
+            links += [p for p in path.rglob("*") if p.is_symlink()]
+        for link in links:
+            resolved = link.resolve()
+            if not resolved.is_relative_to(root):
+                raise StorageError(
+                    f"{link} resolves to {resolved}, outside the storage root {root}; inputs "
+                    "must be files under the root (a symbolic link may point only inside it)"
+                )
+        return path
+
     def child(self, prefix: str) -> Storage:
         """A storage rooted at ``prefix`` under this one."""
         return Storage(self.protocol, self._native(prefix), self._fs)
@@ -124,7 +146,7 @@ class Storage:
         """
         try:
             if self.protocol == "file":
-                return Path(self._native(key)).open("rb")
+                return self._local_input(key).open("rb")
             handle: IO[bytes] = self._fs.open(self._native(key), "rb")
             return handle
         except FileNotFoundError:
@@ -241,13 +263,14 @@ class Storage:
 
         Raises:
             FileNotFoundError: Naming the full URL of the missing file.
+            StorageError: A local key leaves the root through a symbolic link.
         """
         _check_key(key)
         if self.protocol == "file":
             path = Path(self._native(key))
             if not path.exists():
                 raise FileNotFoundError(f"{self.path(key)}: no such file")
-            yield path
+            yield self._local_input(key)
             return
         with tempfile.TemporaryDirectory() as folder:
             local = Path(folder) / PurePosixPath(key).name

@@ -72,6 +72,30 @@ def test_a_malformed_input_fails_only_its_index_naming_the_file(
     assert written == [n for n in names if n != "part-0004.csv"], "its index-mates still ran"
 
 
+def test_inputs_linked_out_of_the_input_root_are_refused(tmp_path: Path) -> None:
+    """Issue 14.9: a symlinked input may point inside the input root only."""
+    make_inputs(tmp_path / "in", 2)
+    secret = tmp_path / "secret.csv"
+    secret.write_text("Id,Value\n1,2\n")
+    (tmp_path / "in" / "leak.csv").symlink_to(secret)
+    (tmp_path / "in" / "environ.csv").symlink_to("/proc/self/environ")
+    (tmp_path / "in" / "alias.csv").symlink_to(tmp_path / "in" / "part-0001.csv")
+    summary = run_local(job(tmp_path / "in", tmp_path / "out"), jobs=1)
+    status = {o.key: o.status for o in summary.outcomes}
+    assert status == {
+        "alias.csv": Status.DONE,
+        "environ.csv": Status.BAD_INPUT,
+        "leak.csv": Status.BAD_INPUT,
+        "part-0000.csv": Status.DONE,
+        "part-0001.csv": Status.DONE,
+    }
+    [leak] = [o for o in summary.outcomes if o.key == "leak.csv"]
+    assert f"resolves to {secret}, outside the storage root" in leak.message
+    assert not (tmp_path / "out" / "leak.csv").exists()
+    assert not (tmp_path / "out" / "environ.csv").exists()
+    assert summary.exit_code == EXIT_BAD_INPUT
+
+
 def test_a_rerun_does_exactly_what_is_missing(tmp_path: Path) -> None:
     make_inputs(tmp_path / "in", 20)
     work = job(tmp_path / "in", tmp_path / "out")
