@@ -82,9 +82,11 @@ class Storage:
         return f"{self._root}/{_check_key(key)}"
 
     def _local_input(self, key: str) -> Path:
-        """The local path of ``key`` to read, refused if it (or, for a folder, a link inside
-        it) resolves outside the root: an input symlinked to ``/proc/self/environ`` or a
-        credentials file would otherwise be read and published as an output.
+        """The local path of ``key`` to read, refused if it leaves the root.
+
+        A key that (or, for a folder, a link inside which) resolves outside the root is
+        refused: an input symlinked to ``/proc/self/environ`` or a credentials file would
+        otherwise be read and published as an output.
 
         Raises:
             StorageError: The key leaves the root through a symbolic link.
