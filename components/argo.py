@@ -25,6 +25,7 @@ from workstack.components.manifests.argo import (
     ArgoExportSpec,
     argo_values,
     build_argo_workflow,
+    build_executor_token,
     gcs_artifact_repository,
     s3_artifact_repository,
 )
@@ -83,6 +84,12 @@ class ArgoWorkflows(pulumi.ComponentResource):
                 cluster=cluster, service_account=WORKFLOW_SERVICE_ACCOUNT, permissions="argo-step"
             ),
             pulumi.ResourceOptions(parent=self),
+        )
+        # The executor's API token, mounted only into Argo's own containers of each step.
+        create_object(
+            f"{name}-executor-token",
+            build_executor_token(service_account=WORKFLOW_SERVICE_ACCOUNT, namespace=namespace),
+            cluster.options_for(self, self.identity),
         )
         repository: Any = None
         # Artifacts go to a cloud bucket through the workflow identity; on minikube (an

@@ -28,6 +28,8 @@ __all__ = [
     "ArgoExportSpec",
     "argo_values",
     "build_argo_workflow",
+    "build_executor_token",
+    "executor_token_name",
     "gcs_artifact_repository",
     "s3_artifact_repository",
 ]
@@ -175,8 +177,14 @@ def build_argo_workflow(spec: ArgoExportSpec) -> dict[str, Any]:
     workflow_spec = models.WorkflowSpec(
         entrypoint="pipeline",
         service_account_name=spec.service_account,
-        # The executor reports step results to the API with the service account's token.
-        automount_service_account_token=True,
+        # The step's own code gets no API token: only Argo's executor containers (init,
+        # wait) need one, to report results. With automount off, Argo mounts the executor
+        # service account's token Secret into those containers alone (argo-workflows v4.1.0
+        # workflow/controller/workflowpod.go setupServiceAccount/newExecContainer; the
+        # Secret is build_executor_token's). Cloud identity is unaffected: GKE's metadata
+        # server and EKS's injected web-identity token do not use the automounted token.
+        automount_service_account_token=False,
+        executor=models.ExecutorConfig(service_account_name=spec.service_account),
         security_context=models.PodSecurityContext.model_validate(pod_security_context()),
         volumes=[models.Volume.model_validate(opaque.hide(volume)) for volume in pod["volumes"]],
         pod_gc=models.PodGC(strategy="OnPodSuccess"),
@@ -205,6 +213,37 @@ def build_argo_workflow(spec: ArgoExportSpec) -> dict[str, Any]:
         ).model_dump(by_alias=True, exclude_none=True, mode="json")
     restored: dict[str, Any] = opaque.restore(document)
     return restored
+
+
+def executor_token_name(service_account: str) -> str:
+    """The token Secret Argo looks up for an executor service account without one listed.
+
+    ``<name>.service-account-token``: argo-workflows v4.1.0 util/secrets/secret_name.go
+    ``TokenName`` (docs/service-account-secrets.md, "Discovery By Name").
+    """
+    return f"{service_account}.service-account-token"
+
+
+def build_executor_token(*, service_account: str, namespace: str) -> dict[str, Any]:
+    """The token Secret of the workflow service account, for Argo's executor containers.
+
+    Kubernetes 1.24+ no longer makes one per service account; the token controller fills in
+    a Secret of type ``kubernetes.io/service-account-token`` that names the account (and
+    deletes it if the account does not exist, so it is created after the account).
+    """
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/service-account-token",
+        "metadata": {
+            "name": executor_token_name(require_dns1123_label("service_account", service_account)),
+            "namespace": require_dns1123_label("namespace", namespace),
+            "annotations": {"kubernetes.io/service-account.name": service_account},
+            "labels": standard_labels(
+                name="workstack", instance=service_account, component="argo-executor"
+            ),
+        },
+    }
 
 
 def argo_values(

@@ -106,6 +106,33 @@ def test_the_dag_and_retries_are_as_declared() -> None:
     ]
 
 
+def test_only_argos_executor_gets_an_api_token() -> None:
+    """Issue 14.10: the step's code runs without the service account's API token."""
+    spec = exported()["spec"]
+    assert spec["automountServiceAccountToken"] is False
+    # Argo refuses automount false without an executor service account (v4.1.0
+    # workflowpod.go: "executor.serviceAccountName must not be empty ..."), and mounts that
+    # account's token Secret into its init and wait containers only.
+    assert spec["executor"] == {"serviceAccountName": "argo-workflow"}
+
+
+def test_the_executor_token_secret_is_made_after_its_service_account(
+    assert_schema_valid: Any,
+) -> None:
+    deployment = deploy("minikube")
+    [token] = [r for r in deployment.resources if r.name == "argo-executor-token"]
+    secret = token.inputs
+    assert_schema_valid([secret])
+    assert secret["type"] == "kubernetes.io/service-account-token"
+    # The name Argo looks up (util/secrets/secret_name.go TokenName) and the account the
+    # token controller fills it for; it deletes such a Secret whose account is missing.
+    assert secret["metadata"]["name"] == "argo-workflow.service-account-token"
+    assert secret["metadata"]["annotations"] == {
+        "kubernetes.io/service-account.name": "argo-workflow"
+    }
+    assert token.waits_for("argo-workflow-identity-service-account")
+
+
 def test_every_step_pod_meets_the_restricted_profile() -> None:
     templates = pod_templates(exported())
     assert len(templates) == 4
