@@ -213,7 +213,7 @@ def render_check(project: PulumiProject, stack: str) -> RenderCheck:
         return RenderCheck(stack, 0, {}, [str(error)], [])
     deployment = run_program(project, stack, settings)
     objects = rendered_objects(deployment)
-    check = validate_objects(objects, CrdCatalog(default_crd_dirs(project.root)))
+    check = validate_objects(objects, CrdCatalog(default_crd_dirs()))
     kinds: dict[str, int] = {}
     for obj in objects:
         kinds[obj["kind"]] = kinds.get(obj["kind"], 0) + 1

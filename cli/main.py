@@ -1,7 +1,7 @@
-"""The ``workstack`` command.
+"""The ``workstack`` command: the root app, owned here.
 
-It is the runtime commands of :mod:`workstack.sdk.cli` plus the deploy-side ones defined here.
-
+It holds the deploy-side commands defined here and in :mod:`workstack.images.command` and
+:mod:`workstack.runs.command`, and the runtime commands :mod:`workstack.sdk.cli` registers.
 Deploy-side commands import Pulumi only when they run, so the same command works in workload
 images, which install workstack without the ``[deploy]`` extra.
 """
@@ -15,8 +15,10 @@ import typer
 
 import workstack
 from workstack.images.command import image_app
+from workstack.options import BackendOption, ProjectOption, StackOption
 from workstack.runs.command import register as register_run_commands
-from workstack.sdk.cli import app, fail
+from workstack.sdk.cli import fail
+from workstack.sdk.cli import register as register_runtime_commands
 
 if TYPE_CHECKING:
     from workstack.env import AutomationBackend
@@ -32,15 +34,21 @@ def _require_deploy_extra() -> None:
         fail("this command needs the deploy tools: pip install 'workstack[deploy]'")
 
 
-ProjectOption = Annotated[
-    Path, typer.Option("--project", help="Folder of Pulumi.yaml (or one below it).")
-]
-
-
+app = typer.Typer(
+    help="Data-science workloads on Kubernetes from Python, on Pulumi.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    # Markdown reflows docstring paragraphs (rich mode keeps their line breaks) and leaves
+    # square brackets alone (rich mode swallows "[secret]" as markup).
+    rich_markup_mode="markdown",
+)
+# What images run: files, dask, pipeline, command, queue, data (in-pod side), pod, run.
+register_runtime_commands(app)
 # Deploy-side but Pulumi-free: builds need only the core install and docker.
 app.add_typer(image_app, name="image")
 # Runs on a deployed stack: data, submit, runs, status, logs, cancel, launch (docs/runs.md).
-register_run_commands()
+register_run_commands(app)
 
 
 @app.command()
@@ -51,13 +59,11 @@ def version() -> None:
 
 @app.command()
 def render(
-    stack: Annotated[str, typer.Option("--stack", "-s", help="Stack to render, e.g. minikube.")],
+    stack: StackOption = None,
     out: Annotated[
         Path | None, typer.Option(help="Write one YAML file per object into this folder.")
     ] = None,
-    project_dir: Annotated[
-        Path, typer.Option("--project", help="Folder of Pulumi.yaml (or one below it).")
-    ] = Path(),
+    project_dir: ProjectOption = Path(),
     validate: Annotated[
         bool, typer.Option(help="Check every object against the Kubernetes schemas and CRDs.")
     ] = False,
@@ -79,7 +85,7 @@ def render(
     [secret].
 
     With --validate, built-in kinds are checked against the Kubernetes schemas, custom
-    resources against the CRDs found (--crds, ../shared/crds beside the project, the
+    resources against the CRDs found (--crds, the folders in $WORKSTACK_CRD_DIRS, the
     dask-kubernetes package), Argo objects without a CRD against hera's Argo models; what is
     left is listed as not checked, with how to check it.
     """
@@ -101,6 +107,8 @@ def render(
 
     try:
         project = find_project(project_dir)
+        if stack is None:
+            fail(f"--stack is not given; name one of {', '.join(project.stacks())}")
         # The Pulumi CLI's own config checks come first: `pulumi up` stops there too.
         deployment = run_program(project, stack)
     except (FileNotFoundError, ConfigError, ProjectError, StackConfigError) as error:
@@ -130,7 +138,7 @@ def render(
         from workstack.proof import StackContext, check_deployment
         from workstack.schemas import CrdCatalog, default_crd_dirs, validate_objects
 
-        catalog = CrdCatalog([*default_crd_dirs(project.root), *(crds or [])])
+        catalog = CrdCatalog([*default_crd_dirs(), *(crds or [])])
         check = validate_objects(objects, catalog)
         for message in check.errors:
             typer.echo(f"# INVALID {message}", err=True)
@@ -279,14 +287,6 @@ env_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(env_app, name="env")
-
-BackendOption = Annotated[
-    str,
-    typer.Option(
-        help="'local' (a file backend under the project, passphrase secrets), 'current' "
-        "(the backend you are logged in to) or a backend URL.",
-    ),
-]
 
 
 def _env_backend(project_dir: Path, backend: str) -> tuple[PulumiProject, AutomationBackend]:

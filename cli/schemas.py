@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import functools
 import importlib.util
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from typing import Any
 import yaml
 
 __all__ = [
+    "CRD_DIRS_ENV",
     "KUBERNETES_VERSIONS",
     "CrdCatalog",
     "SchemaCheck",
@@ -108,13 +110,19 @@ class CrdCatalog:
         return len(self._schemas)
 
 
-def default_crd_dirs(project_root: Path) -> list[Path]:
-    """Folders holding upstream CRDs that exist on this machine.
+CRD_DIRS_ENV = "WORKSTACK_CRD_DIRS"
+"""Folders of upstream CRD YAML files to validate custom resources against, separated like
+PATH (``os.pathsep``); the tests point it at their copy of the operators' published CRDs."""
 
-    These are ``../shared/crds`` beside the project and the CRDs that ship inside the
-    ``dask-kubernetes`` package when it is installed.
+
+def default_crd_dirs() -> list[Path]:
+    """Folders of CRDs to check custom resources against, as far as they exist here.
+
+    The folders named in ``$WORKSTACK_CRD_DIRS`` and the CRDs that ship inside the
+    ``dask-kubernetes`` package when it is installed. Custom resources whose CRD is in none of
+    them are reported as not checked (``render --validate --crds DIR`` adds one).
     """
-    folders = [project_root.parent / "shared" / "crds"]
+    folders = [Path(part) for part in os.environ.get(CRD_DIRS_ENV, "").split(os.pathsep) if part]
     spec = importlib.util.find_spec("dask_kubernetes")
     if spec is not None and spec.submodule_search_locations:
         package = Path(next(iter(spec.submodule_search_locations)))

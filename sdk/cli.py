@@ -1,8 +1,8 @@
 """The runtime commands of ``workstack``: what runs inside images and in local mode.
 
-``workstack.main`` adds the deploy-side commands (render, image, env) to this app, so one
-``workstack`` command serves both; in an image, which has no ``[deploy]`` extra, only these
-runtime commands are usable.
+:func:`register` adds them to the root command, which ``workstack.main`` owns with the
+deploy-side commands (render, image, env, runs); in an image, which has no ``[deploy]`` extra,
+only these runtime commands are usable.
 """
 
 from __future__ import annotations
@@ -19,24 +19,14 @@ if TYPE_CHECKING:
 
 from workstack.sdk.queue.cli import EXIT_BROKER, queue_app
 
-__all__ = ["EXIT_USAGE", "app", "fail"]
+__all__ = ["EXIT_USAGE", "data_app", "fail", "register"]
 
 EXIT_USAGE = 2
 
-app = typer.Typer(
-    help="Data-science workloads on Kubernetes from Python, on Pulumi.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    # Markdown reflows docstring paragraphs (rich mode keeps their line breaks) and leaves
-    # square brackets alone (rich mode swallows "[secret]" as markup).
-    rich_markup_mode="markdown",
-)
 files_app = typer.Typer(
     help="Job-per-file: run a workload's function over every input file, once.",
     no_args_is_help=True,
 )
-app.add_typer(files_app, name="files")
 
 
 def fail(message: str) -> NoReturn:
@@ -143,7 +133,6 @@ def files_manifest(
 
 
 dask_app = typer.Typer(help="Dask: run a function on a cluster and save its DataFrame.")
-app.add_typer(dask_app, name="dask")
 
 
 @dask_app.command("run")
@@ -203,7 +192,6 @@ def dask_run(
 
 
 pipeline_app = typer.Typer(help="Pipelines: a DAG of workload steps, locally or on Argo.")
-app.add_typer(pipeline_app, name="pipeline")
 EntrypointOption = Annotated[
     str,
     typer.Option(
@@ -278,7 +266,6 @@ command_app = typer.Typer(
     help="Command workloads: one command line, run once, its output folder published whole.",
     no_args_is_help=True,
 )
-app.add_typer(command_app, name="command")
 
 
 @command_app.command("run")
@@ -320,10 +307,6 @@ def command_run(
     raise typer.Exit(result.exit_code)
 
 
-@app.command(
-    "pod",
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-)
 def pod(
     args: Annotated[
         list[str] | None,
@@ -350,14 +333,11 @@ def pod(
         fail(str(error))
 
 
-app.add_typer(queue_app, name="queue")
-
 data_app = typer.Typer(
     help="Data: files in and out of a stack's storage (push, pull, ls), and the in-pod side of "
     "those transfers (manifest, receive, send, hold).",
     no_args_is_help=True,
 )
-app.add_typer(data_app, name="data")
 RootArgument = Annotated[Path, typer.Argument(help="The folder on the storage, e.g. /data/x.")]
 
 
@@ -436,7 +416,6 @@ def data_hold(
     time.sleep(seconds)
 
 
-@app.command()
 def run(
     workload_dir: Annotated[Path, typer.Argument(help="The workload folder (workload.yaml).")],
     local: Annotated[bool, typer.Option("--local", help="Run here, as local processes.")] = False,
@@ -547,3 +526,21 @@ def run(
         fail(str(error))
     typer.echo(f"{workload.spec.name}: {result.summary}; output: {result.output}")
     raise typer.Exit(result.exit_code)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the runtime commands, the ones workload images run, to the root command ``app``.
+
+    The root command is :mod:`workstack.main`'s; the runtime adds its groups and its two
+    top-level commands (``pod``, the images' entrypoint, and ``run``) to it.
+    """
+    app.add_typer(files_app, name="files")
+    app.add_typer(dask_app, name="dask")
+    app.add_typer(pipeline_app, name="pipeline")
+    app.add_typer(command_app, name="command")
+    app.add_typer(queue_app, name="queue")
+    app.add_typer(data_app, name="data")
+    app.command("pod", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
+        pod
+    )
+    app.command()(run)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -12,11 +13,23 @@ import pytest
 import yaml
 
 from workstack.project import PulumiProject, load_project
-from workstack.schemas import CrdCatalog, SchemaCheck, default_crd_dirs, validate_objects
+from workstack.schemas import (
+    CRD_DIRS_ENV,
+    CrdCatalog,
+    SchemaCheck,
+    default_crd_dirs,
+    validate_objects,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
 SHARED_CRDS = ROOT.parent / "shared" / "crds"
+# The operators' published CRDs kept beside the project on the development machines: every
+# check in the tests (the fixtures, `render --validate`, `submit`, their subprocesses) uses them.
+if SHARED_CRDS.is_dir():
+    os.environ[CRD_DIRS_ENV] = os.pathsep.join(
+        [str(SHARED_CRDS), *filter(None, os.environ.get(CRD_DIRS_ENV, "").split(os.pathsep))]
+    )
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -34,7 +47,7 @@ def project() -> PulumiProject:
 
 @pytest.fixture(scope="session")
 def crd_catalog() -> CrdCatalog:
-    return CrdCatalog(default_crd_dirs(ROOT))
+    return CrdCatalog(default_crd_dirs())
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,9 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
+from workstack.options import BackendOption, ProjectOption, StackOption
 from workstack.runs.errors import EXIT_FAILED, EXIT_USAGE, RunsError, UsageError
-from workstack.sdk.cli import app, data_app
+from workstack.sdk.cli import data_app
 
 __all__ = ["EXIT_RUNNING", "EXIT_STUCK", "register"]
 
@@ -24,10 +25,6 @@ EXIT_RUNNING = 0
 EXIT_STUCK = 5
 T = TypeVar("T")
 
-StackOption = Annotated[
-    str | None,
-    typer.Option("--stack", "-s", help="The deployed stack, e.g. minikube.", show_default=False),
-]
 OutputsOption = Annotated[
     Path | None,
     typer.Option(
@@ -35,16 +32,6 @@ OutputsOption = Annotated[
         help="Read the stack's outputs from this file (`pulumi stack output --json "
         "--show-secrets -s STACK > FILE`) instead of through Pulumi.",
         show_default=False,
-    ),
-]
-ProjectOption = Annotated[
-    Path, typer.Option("--project", help="Folder of Pulumi.yaml (or one below it).")
-]
-BackendOption = Annotated[
-    str,
-    typer.Option(
-        help="Where the stack lives: 'current' (the backend you are logged in to), 'local' "
-        "(the project's file backend, as `workstack env` uses) or a backend URL."
     ),
 ]
 KubeconfigOption = Annotated[
@@ -718,8 +705,8 @@ def launch_command(
         raise typer.Exit(code)
 
 
-def register() -> None:
-    """Add the run commands to ``workstack``."""
+def register(app: typer.Typer) -> None:
+    """Add the run commands to the root command ``app`` (and push, pull, ls to ``data``)."""
     data_app.command("push")(data_push)
     data_app.command("pull")(data_pull)
     data_app.command("ls")(data_ls)

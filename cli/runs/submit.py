@@ -512,8 +512,7 @@ def _manifest_if_large(
 def _check_schemas(objects: list[dict[str, Any]]) -> None:
     from workstack.schemas import CrdCatalog, default_crd_dirs, validate_objects
 
-    here = Path(__file__).resolve().parents[2]
-    check = validate_objects(objects, CrdCatalog(default_crd_dirs(here)))
+    check = validate_objects(objects, CrdCatalog(default_crd_dirs()))
     if check.errors:
         raise RunsError(
             "the run's objects are not valid for the Kubernetes schemas (a workstack bug; "

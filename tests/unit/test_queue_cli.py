@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from workstack.sdk.cli import app
+from workstack.main import app
 
 # A port nothing listens on: a command that tried to connect would fail differently (exit 3).
 UNUSED = "amqp://127.0.0.1:9"
