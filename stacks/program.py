@@ -166,6 +166,8 @@ class Deployed:
     broker: RabbitMq | None = None
     keda: bool = False
     scheduler_address: str | None = None
+    scheduler_labels: dict[str, str] = dataclasses.field(default_factory=dict)
+    scheduler_tls_secret: str | None = None
     workflow_template: str | None = None
 
 
@@ -213,7 +215,11 @@ def deploy_workloads(config: StackConfig, platform: Platform) -> dict[str, Deplo
             _settings(config.dask),
             account,
             platform_piece=dask_cluster,
-            scheduler_address=scheduler_address(name, platform.cluster.namespace_name),
+            scheduler_address=scheduler_address(
+                name, platform.cluster.namespace_name, tls=config.dask.tls
+            ),
+            scheduler_labels=dict(dask_cluster.client_labels),
+            scheduler_tls_secret=dask_cluster.tls_secret,
         )
     queued = config.of_pattern("queue-workers")
     if queued:
@@ -349,6 +355,8 @@ def contract(
                 ),
                 keda=item.keda,
                 scheduler_address=item.scheduler_address,
+                scheduler_labels=item.scheduler_labels,
+                scheduler_tls_secret=item.scheduler_tls_secret,
                 workflow_template=item.workflow_template,
             )
         return StackContract(
