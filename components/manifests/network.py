@@ -25,13 +25,17 @@ __all__ = [
     "CLUSTER_PRIVATE_RANGES",
     "DNS_SELECTOR",
     "METADATA_ENDPOINTS",
+    "STORAGE_CLIENTS",
+    "WORKFLOW_PODS",
     "build_api_server_egress",
     "build_default_deny",
     "build_dns_egress",
+    "build_egress_deny",
     "build_endpoint_egress",
     "build_https_egress",
     "build_metadata_egress",
     "build_namespace_policies",
+    "build_storage_egress",
     "endpoint_port",
 ]
 
@@ -71,6 +75,20 @@ CLUSTER_PRIVATE_RANGES = (
 """Ranges excluded from the public HTTPS egress: every private (RFC 1918), shared (RFC 6598)
 and link-local range, which hold the pod, Service and node addresses of GKE, EKS and minikube
 clusters (the cluster's own ranges are not known before it exists; these contain them)."""
+
+
+STORAGE_CLIENTS = {
+    "workload": {"matchLabels": {"app.kubernetes.io/part-of": "workstack"}},
+    "workflow": {
+        "matchExpressions": [{"key": "workflows.argoproj.io/workflow", "operator": "Exists"}]
+    },
+}
+"""Pods that read and write the stack's bucket: workstack's own (every builder labels them
+``part-of: workstack``) and Argo's workflow pods (labelled with their workflow by Argo's
+controller, ``common.LabelKeyWorkflow``), whose steps and executor use it."""
+
+WORKFLOW_PODS = STORAGE_CLIENTS["workflow"]
+"""Argo's workflow pods: their executor calls the API server (workflowtaskresults)."""
 
 
 def _metadata(name: str, namespace: str, instance: str) -> dict[str, Any]:
@@ -113,6 +131,11 @@ def _tcp(*ports: int) -> list[dict[str, Any]]:
 def build_default_deny(*, namespace: str, instance: str) -> dict[str, Any]:
     """Every pod of the namespace: no traffic in or out but what another policy allows."""
     return _policy("default-deny", namespace, instance, pods={}, ingress=[], egress=[])
+
+
+def build_egress_deny(*, namespace: str, instance: str) -> dict[str, Any]:
+    """Every pod of the namespace: no connection out (replies to connections in still flow)."""
+    return _policy("deny-egress", namespace, instance, pods={}, egress=[])
 
 
 def build_dns_egress(*, namespace: str, instance: str) -> dict[str, Any]:
@@ -193,6 +216,32 @@ def build_endpoint_egress(
     if to:
         rule["to"] = to
     return _policy(name, namespace, instance, pods=pods, egress=[rule])
+
+
+def build_storage_egress(
+    *, name: str, namespace: str, instance: str, endpoint: str | None = None
+) -> list[dict[str, Any]]:
+    """The bucket's clients may reach it: its HTTPS endpoints, or an S3-compatible ``endpoint``."""
+    policies = []
+    for role, pods in STORAGE_CLIENTS.items():
+        policy_name = f"{name}-{role}"
+        if endpoint is None:
+            policies.append(
+                build_https_egress(
+                    name=policy_name, namespace=namespace, instance=instance, pods=pods
+                )
+            )
+        else:
+            policies.append(
+                build_endpoint_egress(
+                    name=policy_name,
+                    namespace=namespace,
+                    instance=instance,
+                    pods=pods,
+                    url=endpoint,
+                )
+            )
+    return policies
 
 
 def build_namespace_policies(*, namespace: str, instance: str, cloud: str) -> list[dict[str, Any]]:

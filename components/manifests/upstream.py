@@ -472,6 +472,12 @@ _KEDA_BUNDLE = Bundle(
         ValueKey(
             "permissions.metricServer.restrict.secret", False, source=f"{_KEDA}/values.yaml:908"
         ),
+        ValueKey(
+            "certificates.operator.apiServicePatching.enabled",
+            None,
+            source=f"{_KEDA}/values.yaml:898-902 (documented, commented out); "
+            "templates/manager/deployment.yaml:90-92 passes --enable-apiservice-patching",
+        ),
         ValueKey("extraObjects", opaque=True, tpl=True, source=f"{_KEDA}/templates (tpl)"),
         ValueKey("clusterName", "kubernetes-default", tpl=True, source=f"{_KEDA}/values.yaml:48"),
     ),
@@ -625,6 +631,12 @@ _DASK_BUNDLE = Bundle(
     values=(
         ValueKey("rbac.create", True, source=f"{_DASK}:values.yaml"),
         ValueKey("rbac.cluster", True, source=f"{_DASK}:values.yaml"),
+        ValueKey("serviceAccount.create", True, source=f"{_DASK}:values.yaml:10-13"),
+        ValueKey(
+            "serviceAccount.name",
+            "",
+            source=f"{_DASK}:values.yaml:10-13; templates/deployment.yaml:26, _helpers.tpl",
+        ),
         ValueKey("kopfArgs", ["--all-namespaces"], opaque=True, source=f"{_DASK}:values.yaml"),
         ValueKey("podSecurityContext", opaque=True, source=f"{_DASK}:values.yaml"),
         ValueKey("securityContext", opaque=True, source=f"{_DASK}:values.yaml"),
