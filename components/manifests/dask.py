@@ -25,6 +25,7 @@ __all__ = [
     "SCHEDULER_PORT",
     "TLS_FILES",
     "TLS_MOUNT",
+    "WORKER_HTTP_PORT",
     "DaskSettings",
     "DaskTarget",
     "build_dask_network_policies",
@@ -42,6 +43,8 @@ __all__ = [
 
 SCHEDULER_PORT = 8786
 DASHBOARD_PORT = 8787
+WORKER_HTTP_PORT = 8788
+"""A worker's HTTP server (health and metrics; no dashboard): probes ask ``/health`` there."""
 DASK_MODES = ("plain", "operator")
 DASK_OPERATOR_CHART = "dask-kubernetes-operator"
 DASK_OPERATOR_REPO = "https://helm.dask.org"
@@ -246,7 +249,19 @@ def _scheduler_pod(
         "initialDelaySeconds": 5,
         "periodSeconds": 10,
     }
+    pod["containers"][0]["livenessProbe"] = _liveness("http-dashboard")
     return pod
+
+
+def _liveness(port: str) -> dict[str, Any]:
+    """Restart a process whose event loop stopped answering (a minute of failures)."""
+    return {
+        "httpGet": {"port": port, "path": "/health"},
+        "initialDelaySeconds": 30,
+        "periodSeconds": 20,
+        "timeoutSeconds": 5,
+        "failureThreshold": 3,
+    }
 
 
 def _worker_pod(
@@ -256,6 +271,8 @@ def _worker_pod(
     # it: controller.py:177-190) and DASK_WORKER_NAME; plain mode names the scheduler itself.
     args = ["worker", "--nthreads", str(settings.threads), "--memory-limit", "auto"]
     args += ["--local-directory", _WORK_DIR, "--no-dashboard"]
+    # Its HTTP server serves /health even without the dashboard; a fixed port for probes.
+    args += ["--dashboard-address", f":{WORKER_HTTP_PORT}"]
     env = {}
     if scheduler is not None:
         args.insert(1, scheduler)
@@ -271,15 +288,23 @@ def _worker_pod(
         command=("dask",),
         args=tuple(args),
         env=env,
+        ports={"http-health": WORKER_HTTP_PORT},
         resources=settings.worker_resources,
         pull_policy=target.pull_policy,
     )
-    return build_pod_spec(
+    pod = build_pod_spec(
         containers=[container],
         storage=_storage(target, settings, "worker"),
         service_account=target.service_account,
         restart_policy="Always",
     )
+    pod["containers"][0]["readinessProbe"] = {
+        "httpGet": {"port": "http-health", "path": "/health"},
+        "initialDelaySeconds": 5,
+        "periodSeconds": 10,
+    }
+    pod["containers"][0]["livenessProbe"] = _liveness("http-health")
+    return pod
 
 
 def _service_spec(selector: dict[str, str]) -> dict[str, Any]:

@@ -151,6 +151,18 @@ def build_nfs_server(
                                 for port_name, port in NFS_PORTS.items()
                             ],
                             "securityContext": {"privileged": True},
+                            # nfsd answers on 2049 once exported; a hung server is restarted.
+                            "readinessProbe": {
+                                "tcpSocket": {"port": NFS_PORTS["nfs"]},
+                                "initialDelaySeconds": 5,
+                                "periodSeconds": 10,
+                            },
+                            "livenessProbe": {
+                                "tcpSocket": {"port": NFS_PORTS["nfs"]},
+                                "initialDelaySeconds": 30,
+                                "periodSeconds": 20,
+                                "failureThreshold": 3,
+                            },
                             "resources": {
                                 "requests": {"cpu": "100m", "memory": "128Mi"},
                                 "limits": {"cpu": "1", "memory": "512Mi"},

@@ -158,6 +158,7 @@ def tls_cluster(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     assert worker_args[1].startswith("tls://"), worker_args
     worker_args[1] = address
     worker_args[worker_args.index("--local-directory") + 1] = str(tmp_path / "worker")
+    worker_args[worker_args.index("--dashboard-address") + 1] = f"127.0.0.1:{_free_port()}"
     worker = subprocess.Popen(
         [str(BIN / "dask"), *worker_args, "--host", "127.0.0.1"],
         env=_env(worker_container, pki),
