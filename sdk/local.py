@@ -70,6 +70,18 @@ class LocalRun:
     def __post_init__(self) -> None:
         if not isinstance(self.workers, int) or not 1 <= self.workers <= 256:
             raise LocalRunError(f"workers: {self.workers!r} is not allowed; expected 1 to 256")
+        if self.out.exists() and not self.out.is_dir():
+            raise LocalRunError(
+                f"--out: {str(self.out)!r} is not allowed; expected a folder (it is a file)"
+            )
+        if self.input_url is not None and "://" not in self.input_url:
+            folder = Path(self.input_url)
+            if not folder.is_dir():
+                what = "it is a file" if folder.exists() else "no such folder"
+                raise LocalRunError(
+                    f"--input: {self.input_url!r} is not allowed; expected an existing folder "
+                    f"or a storage URL ({what})"
+                )
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Self
 from pydantic import SecretStr, ValidationInfo, model_validator
 
 from workstack.components.manifests.labels import standard_labels
+from workstack.components.manifests.network import endpoint_port
 from workstack.components.manifests.pods import PodStorage
 from workstack.components.manifests.security import WORKLOAD_GID, WORKLOAD_UID
 from workstack.components.manifests.settings import (
@@ -417,6 +418,10 @@ class BucketSettings(Settings):
                 "an S3-compatible endpoint such as http://minio.minio:9000 is required outside "
                 "GKE and EKS",
             )
+        try:
+            endpoint_port(self.endpoint)
+        except SpecError as error:
+            raise self.refuse("endpoint", self.endpoint, error.allowed) from None
         if self.name is None:
             raise self.refuse("name", None, "name the existing bucket on the endpoint")
         for field, key in zip(("access_key_id", "secret_access_key"), keys, strict=True):
