@@ -373,7 +373,7 @@ class _StrictLoader(_Yaml12Loader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=True)
             if isinstance(key, list | dict):
                 continue  # refused below by the base class (unhashable)
             if key in seen:
@@ -385,7 +385,7 @@ class _StrictLoader(_Yaml12Loader):
                     key_node.start_mark,
                 )
             seen[key] = key_node.start_mark.line + 1
-        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+        return super().construct_mapping(node, deep=deep)
 
 
 def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:

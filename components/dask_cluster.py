@@ -230,5 +230,5 @@ def _tls_secret(
             "labels": standard_labels(name="dask", instance=name, component="dask-tls"),
         },
         "type": "Opaque",
-        "stringData": pulumi.Output.secret(pulumi.Output.all(**data)),
+        "stringData": pulumi.Output.secret(pulumi.Output.all(**data)),  # type: ignore[arg-type]
     }

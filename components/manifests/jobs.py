@@ -104,7 +104,8 @@ def files_args(
         )
     except JobError as error:
         message = str(error)
-        field, value = "input_url", input_url
+        field = "input_url"
+        value: str | None = input_url
         if message.startswith("suffix"):
             field, value = "suffix", suffix
         elif message.startswith("command"):

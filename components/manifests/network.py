@@ -77,7 +77,7 @@ and link-local range, which hold the pod, Service and node addresses of GKE, EKS
 clusters (the cluster's own ranges are not known before it exists; these contain them)."""
 
 
-STORAGE_CLIENTS = {
+STORAGE_CLIENTS: dict[str, dict[str, Any]] = {
     "workload": {"matchLabels": {"app.kubernetes.io/part-of": "workstack"}},
     "workflow": {
         "matchExpressions": [{"key": "workflows.argoproj.io/workflow", "operator": "Exists"}]
@@ -87,7 +87,7 @@ STORAGE_CLIENTS = {
 ``part-of: workstack``) and Argo's workflow pods (labelled with their workflow by Argo's
 controller, ``common.LabelKeyWorkflow``), whose steps and executor use it."""
 
-WORKFLOW_PODS = STORAGE_CLIENTS["workflow"]
+WORKFLOW_PODS: dict[str, Any] = STORAGE_CLIENTS["workflow"]
 """Argo's workflow pods: their executor calls the API server (workflowtaskresults)."""
 
 
