@@ -49,6 +49,10 @@ class DaskClusterArgs:
             ``DASK_OPERATOR_VERSION``) in the namespace. Turn off for a second cluster in a
             namespace that has one.
         settings: Mode, size, threads and resources.
+        operator_here: Operator mode without ``install_operator``: the operator runs in this
+            namespace all the same (another cluster of the stack installed it), so the
+            scheduler admits it from here only; False admits it from any namespace (an
+            operator another stack installed).
     """
 
     cluster: KubernetesCluster
@@ -57,6 +61,7 @@ class DaskClusterArgs:
     identity: WorkloadIdentity | None = None
     install_operator: bool = True
     settings: DaskSettings = field(default_factory=DaskSettings)
+    operator_here: bool = False
 
     def __post_init__(self) -> None:
         ImageRef.of(self.image)
@@ -113,7 +118,7 @@ class DaskCluster(pulumi.ComponentResource):
         )
         operator = None
         if settings.mode == "operator":
-            operator = operator_peer(same_namespace=args.install_operator)
+            operator = operator_peer(same_namespace=args.install_operator or args.operator_here)
         for policy in build_dask_network_policies(target, operator=operator):
             create_object(f"{name}-{policy['metadata']['name']}-policy", policy, k8s_opts)
         if settings.mode == "plain":

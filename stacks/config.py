@@ -94,7 +94,8 @@ class StackSettings(Settings):
     workers), dask (a Dask cluster) or pipeline (Argo Workflows and a WorkflowTemplate)."""
     install_operators: Flag = setting(True, "installOperators")
     """Install the operators workloads need (RabbitMQ, KEDA, Dask). Turn off when another
-    stack on the same cluster installed them."""
+    stack on the same cluster installed them; they watch, and hold rights in, the installing
+    stack's namespace only, so they must be told to watch this one too (docs/security.md)."""
     docker_host: OptionalText = setting(None, "dockerHost", unset="")
     """minikube only. Docker engine images are built with (and loaded into), e.g. the ssh://
     address `minikube docker-env --ssh-host` prints. Empty uses DOCKER_HOST or the local one."""

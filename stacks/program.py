@@ -204,6 +204,7 @@ def deploy_workloads(config: StackConfig, platform: Platform) -> dict[str, Deplo
                 storage=storage,
                 identity=platform.identity,
                 install_operator=install_operators and first_dask is None,
+                operator_here=install_operators,
                 settings=config.dask,
             ),
             after_first,

@@ -13,6 +13,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pulumi
 import pytest
 
 from tests.component.harness import deploy, offdefaults_settings
@@ -294,3 +295,49 @@ def test_the_nfs_server_opens_no_connection(stack: str) -> None:
 
 def _labels(obj: Mapping[str, Any]) -> Mapping[str, str]:
     return obj["metadata"].get("labels") or {}
+
+
+def test_the_operator_is_admitted_from_its_own_namespace_only_when_the_stack_runs_it() -> None:
+    objects = render("gke-operators")
+    namespace = ns("gke-operators")
+    scheduler = Pod(
+        namespace, {"dask.org/cluster-name": "dask-bench", "dask.org/component": "scheduler"}
+    )
+    operator = {"app.kubernetes.io/name": "dask-kubernetes-operator"}
+    assert reaches(objects, Pod(namespace, operator), scheduler, 8787)
+    assert not reaches(objects, Pod("elsewhere", operator), scheduler, 8787)
+
+
+def test_a_second_cluster_admits_the_operator_the_first_installed_from_here_only() -> None:
+    from workstack.components import (
+        DaskCluster,
+        DaskClusterArgs,
+        DaskSettings,
+        MinikubeCluster,
+        MinikubeClusterArgs,
+    )
+    from workstack.offline import run_function
+
+    def program() -> None:
+        cluster = MinikubeCluster("dev", MinikubeClusterArgs(namespace="science"))
+        settings = DaskSettings(mode="operator", workers=1, max_workers=2)
+        first = DaskCluster(
+            "one", DaskClusterArgs(cluster=cluster, image="img:1", settings=settings)
+        )
+        DaskCluster(
+            "two",
+            DaskClusterArgs(
+                cluster=cluster,
+                image="img:1",
+                settings=settings,
+                install_operator=False,
+                operator_here=True,
+            ),
+            pulumi.ResourceOptions(depends_on=[first]),
+        )
+
+    objects = tuple(rendered_objects(run_function(program)))
+    scheduler = Pod("science", {"dask.org/cluster-name": "two", "dask.org/component": "scheduler"})
+    operator = {"app.kubernetes.io/name": "dask-kubernetes-operator"}
+    assert reaches(objects, Pod("science", operator), scheduler, 8787)
+    assert not reaches(objects, Pod("elsewhere", operator), scheduler, 8787)
