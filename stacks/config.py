@@ -309,9 +309,10 @@ def provider_keys(namespace: str) -> frozenset[str]:
         return frozenset(re.findall(r"__config__\.get\w*\('([A-Za-z0-9]+)'", source.read()))
 
 
-def _suggest(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.75)
-    return f"did you mean {close[0]}? " if close else ""
+def _suggest(namespace: str, name: str, choices: Iterable[str]) -> str:
+    """``did you mean <namespace>:<closest>? `` when a known key is close (by name alone)."""
+    close = difflib.get_close_matches(name, sorted(choices), n=1, cutoff=0.75)
+    return f"did you mean {namespace}:{close[0]}? " if close else ""
 
 
 def _unknown_keys(values: Mapping[str, str]) -> list[Problem]:
@@ -325,12 +326,12 @@ def _unknown_keys(values: Mapping[str, str]) -> list[Problem]:
     for key in sorted(values):
         namespace, _, name = key.partition(":")
         if namespace == PROJECT and name not in known:
-            hint = _suggest(key, (f"{PROJECT}:{k}" for k in known))
+            hint = _suggest(PROJECT, name, known)
             problems.append(
                 Problem(key, values[key], f"unknown key; {hint}known: " + ", ".join(sorted(known)))
             )
         elif namespace in _PROVIDERS and name not in provider_keys(namespace):
-            hint = _suggest(key, (f"{namespace}:{k}" for k in provider_keys(namespace)))
+            hint = _suggest(namespace, name, provider_keys(namespace))
             problems.append(
                 Problem(
                     key,
