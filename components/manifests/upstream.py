@@ -710,7 +710,15 @@ _RABBITMQ = Bundle(
     notes=(
         "The release asset could not be downloaded here; its documents follow from "
         "config/installation at the tag: namespace, CRD, RBAC, manager, metrics service. No "
-        "webhook, no cert-manager objects (config/installation/kustomization.yaml)."
+        "webhook, no cert-manager objects (config/installation/kustomization.yaml). "
+        "workstack applies it with a transform (rabbitmq.scope_operator_object): env "
+        "OPERATOR_SCOPE_NAMESPACE on the manager (read at cmd/main.go:123; one namespace "
+        "makes the cache namespaced, :175-186), no subjects on ClusterRoleBinding "
+        "rabbitmq-cluster-operator-rolebinding (config/rbac/role_binding.yaml), Pod Security "
+        "labels on Namespace rabbitmq-system; the ClusterRole's rules are all namespaced "
+        "(config/rbac/role.yaml) and metrics are served without authn (--metrics-secure "
+        "defaults to false, cmd/main.go:83), so a RoleBinding in the workload namespace grants "
+        "all it uses."
     ),
     crds=(
         CrdSource(
