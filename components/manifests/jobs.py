@@ -94,9 +94,11 @@ def files_args(
                 "function", function, "expected module:function such as 'csv_clean:process'"
             ) from None
     try:
+        # The pods' checks of the command and suffix (the locations are the caller's to
+        # check: they name the options the user gave).
         FileJob(
-            input_url=input_url,
-            output_url=output_url,
+            input_url="/in",
+            output_url="/out",
             function=function,
             command=command,
             pattern=glob,
@@ -104,12 +106,8 @@ def files_args(
         )
     except JobError as error:
         message = str(error)
-        field = "input_url"
-        value: str | None = input_url
-        if message.startswith("suffix"):
-            field, value = "suffix", suffix
-        elif message.startswith("command"):
-            field, value = "command", command
+        field = "suffix" if message.startswith("suffix") else "command"
+        value = suffix if field == "suffix" else command
         # The runtime's message already names the value; keep what it says is allowed.
         allowed = message.split(" is not allowed; ", 1)[-1]
         raise SpecError(field, value, allowed) from None
