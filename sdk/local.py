@@ -74,14 +74,6 @@ class LocalRun:
             raise LocalRunError(
                 f"--out: {str(self.out)!r} is not allowed; expected a folder (it is a file)"
             )
-        if self.input_url is not None and "://" not in self.input_url:
-            folder = Path(self.input_url)
-            if not folder.is_dir():
-                what = "it is a file" if folder.exists() else "no such folder"
-                raise LocalRunError(
-                    f"--input: {self.input_url!r} is not allowed; expected an existing folder "
-                    f"or a storage URL ({what})"
-                )
 
 
 @dataclass(frozen=True)
@@ -140,6 +132,15 @@ def _refuse_foreign_options(pattern: str, run: LocalRun) -> None:
             raise LocalRunError(
                 f"{option} is for {' and '.join(owners)} workloads; this workload's pattern "
                 f"is {pattern}"
+            )
+    # A missing input folder would be listed as empty: "0 files", exit 0.
+    if run.input_url is not None and "://" not in run.input_url:
+        folder = Path(run.input_url)
+        if not folder.is_dir():
+            what = "it is a file" if folder.exists() else "no such folder"
+            raise LocalRunError(
+                f"--input: {run.input_url!r} is not allowed; expected an existing folder "
+                f"or a storage URL ({what})"
             )
 
 
