@@ -18,7 +18,15 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[deploy,dev]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+# checkov gets a virtualenv of its own: its pins conflict with the project's (pyproject.toml,
+# [tool.workstack]).
+CHECKOV_STAMP := $(VENV)/.installed-checkov
+$(CHECKOV_STAMP): pyproject.toml | $(BIN)/python
+	$(PYTHON) -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/pip install --quiet "$$($(BIN)/python -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["tool"]["workstack"]["checkov"])')"
+	touch $(CHECKOV_STAMP)
+
+setup: $(STAMP) $(CHECKOV_STAMP)
 
 # mypy and lint-imports cannot run the editable install's import hook that maps cli/,
 # components/ and sdk/ onto workstack.*: they read build/src, a tree of links laid out by

@@ -96,7 +96,13 @@ def render(
     import pulumi
 
     from workstack.offline import ProgramError, run_program
-    from workstack.project import ConfigError, ProjectError, StackConfigError, find_project
+    from workstack.project import (
+        ConfigError,
+        ProjectError,
+        StackConfigError,
+        YamlFileError,
+        find_project,
+    )
     from workstack.render import (
         duplicate_names,
         rendered_objects,
@@ -111,7 +117,7 @@ def render(
             fail(f"--stack is not given; name one of {', '.join(project.stacks())}")
         # The Pulumi CLI's own config checks come first: `pulumi up` stops there too.
         deployment = run_program(project, stack)
-    except (FileNotFoundError, ConfigError, ProjectError, StackConfigError) as error:
+    except (FileNotFoundError, ConfigError, ProjectError, StackConfigError, YamlFileError) as error:
         fail(str(error))
     except ProgramError as failure:
         # Bad input (config, arguments) is reported as a message; anything else is a bug
@@ -120,6 +126,8 @@ def render(
             raise
         fail(str(failure.error))
 
+    if out is not None and out.exists() and not out.is_dir():
+        fail(f"--out: {str(out)!r} is not allowed; expected a folder (it is a file)")
     objects = rendered_objects(deployment)
     # Objects that overwrite each other fail on the cluster; --validate reports them with
     # the schema errors, and without it they are reported here.

@@ -63,6 +63,7 @@ __all__ = [
     "PulumiProject",
     "StackConfigError",
     "StackSettings",
+    "YamlFileError",
     "find_project",
     "go_json",
     "load_project",
@@ -347,8 +348,100 @@ _Yaml12Loader.add_implicit_resolver(
 )
 
 
+MAX_YAML_BYTES = 1 << 20
+"""Largest stack or project file read (1 MiB): real ones are a few KiB."""
+MAX_YAML_NODES = 100_000
+"""Most nodes a file may expand to through aliases (an alias bomb of a few hundred bytes
+expands to billions; Go's yaml.v3, which Pulumi uses, refuses excessive aliasing too)."""
+
+
+class YamlFileError(WorkstackError, ValueError):
+    """A stack or project file that is not YAML the program accepts; names file and reason."""
+
+    def __init__(self, path: Path, value: object, allowed: str) -> None:
+        self.problem = Problem(str(path), value, allowed)
+        super().__init__(str(self.problem))
+
+
+class _StrictLoader(_Yaml12Loader):
+    """A loader that refuses duplicate keys.
+
+    Pulumi's yaml.v3 refuses them too ("mapping key already defined"); PyYAML would let the
+    last one win silently.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, list | dict):
+                continue  # refused below by the base class (unhashable)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key {key!r} is defined twice (lines {seen[key]} and "
+                    f"{key_node.start_mark.line + 1}); the last would silently win",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """Nodes ``node`` stands for once every alias is expanded (shared nodes counted per use)."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    sizes[id(node)] = 1  # a recursive alias counts once
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        total += sum(_expanded_size(child, sizes) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        total += sum(_expanded_size(k, sizes) + _expanded_size(v, sizes) for k, v in node.value)
+    sizes[id(node)] = min(total, MAX_YAML_NODES + 1)
+    return sizes[id(node)]
+
+
 def _load_yaml(path: Path) -> Any:
-    return yaml.load(path.read_text(), Loader=_Yaml12Loader)  # a SafeLoader subclass
+    """A stack or project file as the Pulumi CLI reads it, or a clean error.
+
+    Raises:
+        YamlFileError: It is too large, not UTF-8 text, not YAML, holds a key twice or
+            expands through aliases beyond :data:`MAX_YAML_NODES` nodes.
+    """
+    size = path.stat().st_size
+    if size > MAX_YAML_BYTES:
+        raise YamlFileError(
+            path, f"{size} bytes", f"a stack file of at most {MAX_YAML_BYTES} bytes"
+        )
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise YamlFileError(
+            path, f"byte {error.start}", "expected UTF-8 text (is it a binary file?)"
+        ) from None
+    if "\x00" in text:
+        raise YamlFileError(path, f"byte {text.index(chr(0))}", "expected text, found a NUL byte")
+    loader = _StrictLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is not None and _expanded_size(node, {}) > MAX_YAML_NODES:
+            raise YamlFileError(
+                path,
+                "(aliases)",
+                f"at most {MAX_YAML_NODES} nodes once aliases are expanded; the file "
+                "expands to more (an alias bomb?)",
+            )
+        return None if node is None else loader.construct_document(node)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+        problem = getattr(error, "problem", None) or str(error)
+        raise YamlFileError(path, where, f"expected valid YAML: {problem}") from None
+    finally:
+        loader.dispose()
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from workstack.components.manifests.argo import (
     gcs_artifact_repository,
     s3_artifact_repository,
 )
+from workstack.components.manifests.network import WORKFLOW_PODS, build_api_server_egress
 from workstack.components.manifests.pods import PodStorage
 from workstack.sdk.describe import describe_pipeline
 from workstack.sdk.pipeline import Pipeline, PipelineError
@@ -109,6 +110,18 @@ class ArgoWorkflows(pulumi.ComponentResource):
             values=_values(namespace, repository, install_crds=args.install_crds),
             opts=cluster.options_for(self),
         )
+        # The controller, the server and every workflow pod's executor call the API server.
+        for suffix, pods in (
+            ("argo-api", {"matchLabels": {"app.kubernetes.io/part-of": ARGO_CHART}}),
+            ("workflow-api", WORKFLOW_PODS),
+        ):
+            create_object(
+                f"{name}-{suffix}-policy",
+                build_api_server_egress(
+                    name=f"{name}-{suffix}", namespace=namespace, instance=name, pods=pods
+                ),
+                cluster.options_for(self),
+            )
         self.server_command = pulumi.Output.from_input(
             f"kubectl port-forward -n {namespace} svc/{ARGO_CHART}-server 2746:2746"
         )

@@ -16,6 +16,7 @@ from workstack.components.gke import GkeCluster
 from workstack.components.identity import WorkloadIdentity
 from workstack.components.manifests import SpecError
 from workstack.components.manifests.labels import standard_labels
+from workstack.components.manifests.network import build_storage_egress
 from workstack.components.manifests.pods import PodStorage
 from workstack.components.manifests.storage import BucketSettings, bucket_pod_storage
 
@@ -121,6 +122,18 @@ class BucketStorage(pulumi.ComponentResource):
                 cluster.options_for(self),
             )
             self.pod_storage = bucket_pod_storage(self.url, credentials_secret=secret)
+        # Under the workload namespace's default deny, the bucket's clients reach its HTTPS
+        # endpoints (outside the cluster's ranges), or minikube's S3-compatible endpoint.
+        endpoint = (
+            args.settings.endpoint if not isinstance(cluster, EksCluster | GkeCluster) else None
+        )
+        for policy in build_storage_egress(
+            name=f"{name}-egress",
+            namespace=cluster.namespace_name,
+            instance=name,
+            endpoint=endpoint,
+        ):
+            create_object(f"{policy['metadata']['name']}-policy", policy, cluster.options_for(self))
         for identity in args.identities:
             self.grant(identity, child)
         self.register_outputs({"bucket_name": self.bucket_name, "url": self.url})

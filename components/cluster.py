@@ -10,6 +10,7 @@ import pulumi_kubernetes as k8s
 
 from workstack.components._objects import create_object
 from workstack.components.manifests import NamespaceSpec, build_namespace
+from workstack.components.manifests.network import build_namespace_policies
 
 __all__ = ["Cloud", "KubernetesCluster", "Registry", "StorageClassPlan"]
 
@@ -164,6 +165,15 @@ class KubernetesCluster(pulumi.ComponentResource):
                 parent=self, provider=self.provider, depends_on=list(self.storage_ready)
             ),
         )
+        # Nothing in the namespace talks to anything but what a policy allows: DNS and the
+        # cloud identity endpoint here, each pattern's own traffic in its component.
+        in_namespace = pulumi.ResourceOptions(
+            parent=self, provider=self.provider, depends_on=[created]
+        )
+        for policy in build_namespace_policies(
+            namespace=namespace, instance=name, cloud=self.cloud
+        ):
+            create_object(f"{name}-{policy['metadata']['name']}", policy, in_namespace)
         # Resolves only once the namespace exists, so everything placed in it waits for it.
         self.namespace = created.id.apply(lambda _: namespace)
 

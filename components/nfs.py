@@ -13,6 +13,7 @@ from workstack.components.cluster import KubernetesCluster
 from workstack.components.eks import EksCluster
 from workstack.components.gke import GkeCluster
 from workstack.components.manifests import NamespaceSpec, build_namespace
+from workstack.components.manifests.network import build_egress_deny
 from workstack.components.manifests.pods import PodStorage
 from workstack.components.manifests.security import WORKLOAD_GID, WORKLOAD_UID
 from workstack.components.manifests.storage import (
@@ -119,6 +120,15 @@ class NfsStorage(pulumi.ComponentResource):
         )
         in_namespace = pulumi.ResourceOptions.merge(
             k8s, pulumi.ResourceOptions(depends_on=[created])
+        )
+        # The server opens no connection of its own (NFSv4.1 calls clients back over their
+        # own connection). Its ingress stays open: mounts come from the kubelet of each
+        # client's node, which a NetworkPolicy cannot tell from other traffic on every CNI
+        # (docs/security.md, "NFS").
+        create_object(
+            f"{name}-deny-egress",
+            build_egress_deny(namespace=namespace, instance=name),
+            in_namespace,
         )
         settings = args.settings
         if settings.storage_class is None and args.cluster.storage_class is not None:

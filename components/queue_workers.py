@@ -22,6 +22,7 @@ from workstack.components.manifests.queue import (
     QueueSettings,
     QueueTarget,
     build_keda_broker_policy,
+    build_keda_egress_policies,
     build_queue_workers,
     keda_values,
 )
@@ -179,6 +180,12 @@ class QueueWorkers(pulumi.ComponentResource):
             keda_namespace = args.keda_namespace
             if args.install_keda:
                 keda_namespace = target.namespace
+                for policy in build_keda_egress_policies(
+                    namespace=target.namespace,
+                    instance=name,
+                    broker=BrokerRef.of(args.broker).name,
+                ):
+                    create_object(f"{policy['metadata']['name']}-policy", policy, k8s_opts)
                 depends.append(
                     k8s.helm.v4.Chart(
                         f"{name}-keda",

@@ -16,10 +16,13 @@ from workstack.components.manifests.rabbitmq import (
     RABBITMQ_OPERATOR_MANIFEST,
     RabbitMqSettings,
     broker_url,
+    build_broker_egress_policies,
     build_broker_network_policy,
+    build_operator_role_binding,
     build_rabbitmq_cluster,
     client_labels,
     default_user_conf,
+    scope_operator_object,
 )
 
 __all__ = ["RabbitMq", "RabbitMqArgs", "RabbitMqSettings"]
@@ -86,9 +89,31 @@ class RabbitMq(pulumi.ComponentResource):
         )
         depends: list[pulumi.Resource] = []
         if args.install_operator:
+            # The published manifest, changed as it is applied: the operator watches and
+            # holds rights in this namespace only (scope_operator_object says how and why).
+            def scope(
+                transform: pulumi.ResourceTransformArgs,
+            ) -> pulumi.ResourceTransformResult | None:
+                kind = transform.type_.rsplit(":", 1)[-1]
+                props = scope_operator_object(kind, dict(transform.props), namespace)
+                if props is None:
+                    return None
+                return pulumi.ResourceTransformResult(props=props, opts=transform.opts)
+
+            depends.append(
+                create_object(
+                    f"{name}-operator-rights",
+                    build_operator_role_binding(namespace=namespace, instance=name),
+                    k8s_opts,
+                )
+            )
             depends.append(
                 k8s.yaml.v2.ConfigFile(
-                    f"{name}-operator", file=RABBITMQ_OPERATOR_MANIFEST, opts=k8s_opts
+                    f"{name}-operator",
+                    file=RABBITMQ_OPERATOR_MANIFEST,
+                    opts=pulumi.ResourceOptions.merge(
+                        k8s_opts, pulumi.ResourceOptions(transforms=[scope])
+                    ),
                 )
             )
         with_operator = pulumi.ResourceOptions.merge(
@@ -113,6 +138,8 @@ class RabbitMq(pulumi.ComponentResource):
             build_broker_network_policy(name=name, namespace=namespace, instance=name),
             k8s_opts,
         )
+        for policy in build_broker_egress_policies(name=name, namespace=namespace, instance=name):
+            create_object(f"{policy['metadata']['name']}-policy", policy, k8s_opts)
 
         self.url = pulumi.Output.secret(
             password.result.apply(

@@ -9,13 +9,43 @@ from typing import Any
 
 from workstack.sdk.errors import WorkstackError
 
-__all__ = ["CallableError", "load_callable"]
+__all__ = ["CallableError", "check_callable_path", "import_workload_module", "load_callable"]
 
 _PATH = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*([:.][A-Za-z_][\w]*)$")
 
 
 class CallableError(WorkstackError, ValueError):
     """A function path does not name an importable callable; the message says why."""
+
+
+def check_callable_path(key: str, path: object) -> str:
+    """``path`` has the form of a function path (``module:function``), or CallableError."""
+    if not isinstance(path, str) or not _PATH.match(path):
+        raise CallableError(
+            f"{key}: {path!r} is not allowed; expected module:function such as "
+            "'csv_clean:process' (or dotted, 'pkg.module.function')"
+        )
+    return path
+
+
+def import_workload_module(name: str) -> Any:
+    """Import a workload's module; one that exits while being imported is bad input.
+
+    A module that calls ``sys.exit()`` at import would end the process with its own status
+    and no message; here it raises :class:`CallableError` naming the module and the status.
+
+    Raises:
+        CallableError: The module called ``sys.exit`` (or raised ``SystemExit``) at import.
+        ModuleNotFoundError: It does not exist.
+    """
+    try:
+        return importlib.import_module(name)
+    except SystemExit as exit_:
+        raise CallableError(
+            f"module {name!r} exits while being imported "
+            f"(sys.exit({exit_.code!r})): a workload module must only define functions "
+            'when imported (put the script part under `if __name__ == "__main__":`)'
+        ) from None
 
 
 def load_callable(path: str) -> Callable[..., Any]:
@@ -35,7 +65,9 @@ def load_callable(path: str) -> Callable[..., Any]:
         )
     module_name, _, attribute = path.rpartition(":") if ":" in path else path.rpartition(".")
     try:
-        module = importlib.import_module(module_name)
+        module = import_workload_module(module_name)
+    except CallableError as error:
+        raise CallableError(f"function {path!r} is not allowed; {error}") from None
     except ModuleNotFoundError as error:
         raise CallableError(
             f"function {path!r}: module {module_name!r} cannot be imported ({error})"

@@ -35,6 +35,17 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(EXIT_USAGE)
 
 
+_OPTIONS = {"broker_url": "--broker", "input_url": "--input"}
+
+
+def _as_option(message: str) -> str:
+    """A runtime's message about a field, naming the command-line option the user gave."""
+    field, colon, rest = message.partition(": ")
+    if colon and field in _OPTIONS:
+        return f"{_OPTIONS[field]}: {rest}"
+    return message
+
+
 def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr, force=True)
 
@@ -523,7 +534,7 @@ def run(
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(EXIT_BROKER) from None
     except ValueError as error:
-        fail(str(error))
+        fail(_as_option(str(error)))
     typer.echo(f"{workload.spec.name}: {result.summary}; output: {result.output}")
     raise typer.Exit(result.exit_code)
 

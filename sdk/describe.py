@@ -50,13 +50,37 @@ def pipeline_from_json(text: str) -> Pipeline:
         raise PipelineError(f"not a pipeline description: {error}") from None
 
 
+_DESCRIBED: dict[tuple[str, str, tuple[tuple[str, int], ...]], Pipeline] = {}
+
+
+def _fingerprint(folder: Path) -> tuple[tuple[str, int], ...]:
+    """The workload folder's files and their modification times: a change describes again."""
+    return tuple(
+        sorted(
+            (str(path.relative_to(folder)), path.stat().st_mtime_ns)
+            for path in folder.rglob("*")
+            if path.is_file() and "__pycache__" not in path.parts
+        )
+    )
+
+
 def describe_pipeline(folder: Path, entrypoint: str, *, timeout: float = 120.0) -> Pipeline:
     """The pipeline ``entrypoint`` builds, imported from ``folder`` in a child process.
+
+    The stack's config check and the pipeline component both ask; the answer for an unchanged
+    folder is kept, so the child runs once.
 
     Raises:
         PipelineError: The entrypoint cannot be imported, raises, or returns no valid
             pipeline; the message carries the child's explanation.
     """
+    key = (str(Path(folder).resolve()), entrypoint, _fingerprint(Path(folder)))
+    if key not in _DESCRIBED:
+        _DESCRIBED[key] = _describe(folder, entrypoint, timeout)
+    return _DESCRIBED[key]
+
+
+def _describe(folder: Path, entrypoint: str, timeout: float) -> Pipeline:
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)  # the workload's folder is the only extra import root
     try:

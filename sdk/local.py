@@ -71,6 +71,10 @@ class LocalRun:
     def __post_init__(self) -> None:
         if not isinstance(self.workers, int) or not 1 <= self.workers <= 256:
             raise LocalRunError(f"workers: {self.workers!r} is not allowed; expected 1 to 256")
+        if self.out.exists() and not self.out.is_dir():
+            raise LocalRunError(
+                f"--out: {str(self.out)!r} is not allowed; expected a folder (it is a file)"
+            )
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,15 @@ def _refuse_foreign_options(pattern: str, run: LocalRun) -> None:
             raise LocalRunError(
                 f"{option} is for {' and '.join(owners)} workloads; this workload's pattern "
                 f"is {pattern}"
+            )
+    # A missing input folder would be listed as empty: "0 files", exit 0.
+    if run.input_url is not None and "://" not in run.input_url:
+        folder = Path(run.input_url)
+        if not folder.is_dir():
+            what = "it is a file" if folder.exists() else "no such folder"
+            raise LocalRunError(
+                f"--input: {run.input_url!r} is not allowed; expected an existing folder "
+                f"or a storage URL ({what})"
             )
 
 

@@ -23,7 +23,6 @@ needs only the core install.
 
 from __future__ import annotations
 
-import importlib
 import re
 import sys
 import tomllib
@@ -76,6 +75,16 @@ _KEYS = ("name", "pattern", "entrypoint", "command", "extras")
 _RUNTIME = "workstack"
 
 
+def _show(value: object) -> str:
+    """A value as written in workload.yaml: lists as ``['a', 'b']``, shortened when long."""
+    text = (
+        "[" + ", ".join(_show(v) for v in value) + "]"
+        if isinstance(value, tuple | list)
+        else repr(value)
+    )
+    return text if len(text) <= 200 else f"{text[:180]}... ({len(text)} characters)"
+
+
 class WorkloadError(WorkstackError, ValueError):
     """A workload folder is not usable; the message names the file, the key and what is allowed.
 
@@ -91,7 +100,7 @@ class WorkloadError(WorkstackError, ValueError):
         self.value = value
         self.allowed = allowed
         self.source = source
-        shown = "(missing)" if value is None else repr(value)
+        shown = "(missing)" if value is None else _show(value)
         where = f"{source}: " if source is not None else ""
         super().__init__(f"{where}{key}: {shown} is not allowed; {allowed}")
 
@@ -504,7 +513,14 @@ def load_entrypoint(workload: Workload) -> Callable[..., Any]:
     folder = str(workload.folder)
     if folder not in sys.path:
         sys.path.insert(0, folder)
-    target: Any = importlib.import_module(workload.spec.module)
+    from workstack.sdk.callables import CallableError, import_workload_module
+
+    try:
+        target: Any = import_workload_module(workload.spec.module)
+    except CallableError as error:
+        raise WorkloadError(
+            "entrypoint", workload.spec.entrypoint, str(error), workload.folder / WORKLOAD_FILE
+        ) from None
     for part in workload.spec.attribute.split("."):
         if not hasattr(target, part):
             raise WorkloadError(

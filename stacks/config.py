@@ -9,9 +9,12 @@ resource is registered, naming the key the user wrote.
 
 from __future__ import annotations
 
+import difflib
+import importlib.util
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -43,6 +46,8 @@ from workstack.components.manifests.settings import (
     stack_keys,
 )
 from workstack.project import ConfigError
+from workstack.sdk.describe import describe_pipeline
+from workstack.sdk.pipeline import PipelineError
 from workstack.sdk.workload import Workload, WorkloadError, load_workload
 
 __all__ = [
@@ -91,7 +96,8 @@ class StackSettings(Settings):
     install_operators: Flag = setting(True, "installOperators")
     """Install what is cluster-wide: the operators workloads need (RabbitMQ, KEDA, Dask) and
     Argo's CRDs. Turn off when another stack on the same cluster installed them (a minikube
-    preview does): destroying this stack then leaves them in place."""
+    preview does): destroying this stack then leaves them in place. The operators watch the
+    namespaces `operatorScope` says (docs/security.md)."""
     docker_host: OptionalText = setting(None, "dockerHost", unset="")
     """minikube only. Docker engine images are built with (and loaded into), e.g. the ssh://
     address `minikube docker-env --ssh-host` prints. Empty uses DOCKER_HOST or the local one."""
@@ -290,15 +296,62 @@ def _parse(
         return None
 
 
+_PROVIDERS = {"gcp": "pulumi_gcp", "aws": "pulumi_aws"}
+"""Provider config namespaces the stacks use, and the package whose schema lists their keys."""
+_NAMESPACES = (PROJECT, *_PROVIDERS, "kubernetes", "pulumi")
+
+
+@cache
+def provider_keys(namespace: str) -> frozenset[str]:
+    """The config keys a provider reads (its generated ``config/vars.py``, from its schema)."""
+    spec = importlib.util.find_spec(f"{_PROVIDERS[namespace]}.config.vars")
+    if spec is None or spec.origin is None:  # pragma: no cover - the deploy extra has them
+        return frozenset()
+    with open(spec.origin, encoding="utf-8") as source:
+        return frozenset(re.findall(r"__config__\.get\w*\('([A-Za-z0-9]+)'", source.read()))
+
+
+def _suggest(namespace: str, name: str, choices: Iterable[str]) -> str:
+    """``did you mean <namespace>:<closest>? `` when a known key is close (by name alone)."""
+    close = difflib.get_close_matches(name, sorted(choices), n=1, cutoff=0.75)
+    return f"did you mean {namespace}:{close[0]}? " if close else ""
+
+
 def _unknown_keys(values: Mapping[str, str]) -> list[Problem]:
+    """Keys no one reads: a typo in a key or in its namespace would be silently ignored.
+
+    The engine passes every key on (docs/deploying.md): ``gcp:zon`` would make a regional
+    cluster and ``workstak:nodeMax`` nothing at all.
+    """
     known = {key.name for key in project_keys()}
-    allowed = "unknown key; known: " + ", ".join(sorted(known))
-    prefix = f"{PROJECT}:"
-    return [
-        Problem(key, values[key], allowed)
-        for key in sorted(values)
-        if key.startswith(prefix) and key[len(prefix) :] not in known
-    ]
+    problems = []
+    for key in sorted(values):
+        namespace, _, name = key.partition(":")
+        if namespace == PROJECT and name not in known:
+            hint = _suggest(PROJECT, name, known)
+            problems.append(
+                Problem(key, values[key], f"unknown key; {hint}known: " + ", ".join(sorted(known)))
+            )
+        elif namespace in _PROVIDERS and name not in provider_keys(namespace):
+            hint = _suggest(namespace, name, provider_keys(namespace))
+            problems.append(
+                Problem(
+                    key,
+                    values[key],
+                    f"unknown {namespace} provider key; {hint}the provider would ignore it",
+                )
+            )
+        elif namespace not in _NAMESPACES:
+            close = difflib.get_close_matches(namespace, _NAMESPACES, n=1, cutoff=0.6)
+            if close:
+                problems.append(
+                    Problem(
+                        key,
+                        values[key],
+                        f"unknown namespace {namespace!r}; did you mean {close[0]}:{name}?",
+                    )
+                )
+    return problems
 
 
 def _changed(key: StackKey, values: Mapping[str, str]) -> bool:
@@ -396,18 +449,38 @@ def _workloads(settings: StackSettings, problems: list[Problem]) -> tuple[Worklo
     key = f"{PROJECT}:workloads"
     known = sorted(p.parent.name for p in WORKLOADS_DIR.glob("*/workload.yaml"))
     loaded = []
+    listed: set[str] = set()
     for name in settings.workloads:
+        if name in listed:
+            problems.append(Problem(key, name, "it is listed twice; list each workload once"))
+            continue
+        listed.add(name)
         folder = WORKLOADS_DIR / name
         if "/" in name or name.startswith(".") or not (folder / "workload.yaml").is_file():
             problems.append(Problem(key, name, "known workloads: " + ", ".join(known)))
             continue
         try:
-            loaded.append(load_workload(folder))
-        except WorkloadError as error:
+            workload = load_workload(folder)
+            if workload.spec.pattern == "pipeline":
+                # Its steps come from its code: a broken pipeline stops the stack here, before
+                # any resource is registered, not when its template is made.
+                describe_pipeline(workload.folder, workload.spec.entrypoint)
+            loaded.append(workload)
+        except (WorkloadError, PipelineError) as error:
             problems.append(Problem(key, name, str(error)))
-    names = [w.spec.name for w in loaded]
-    if len(set(names)) != len(names):
-        problems.append(Problem(key, names, "list each workload once"))
+    folders: dict[str, list[str]] = {}
+    for workload in loaded:
+        folders.setdefault(workload.spec.name, []).append(workload.folder.name)
+    for name, sharing in folders.items():
+        if len(sharing) > 1:
+            problems.append(
+                Problem(
+                    key,
+                    sharing,
+                    f"these folders all declare `name: {name}` in workload.yaml; each workload "
+                    "needs a name of its own (its objects and image are named after it)",
+                )
+            )
     return tuple(loaded)
 
 

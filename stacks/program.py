@@ -168,6 +168,8 @@ class Deployed:
     broker: RabbitMq | None = None
     keda: bool = False
     scheduler_address: str | None = None
+    scheduler_labels: dict[str, str] = dataclasses.field(default_factory=dict)
+    scheduler_tls_secret: str | None = None
     workflow_template: str | None = None
 
 
@@ -204,6 +206,7 @@ def deploy_workloads(config: StackConfig, platform: Platform) -> dict[str, Deplo
                 storage=storage,
                 identity=platform.identity,
                 install_operator=install_operators and first_dask is None,
+                operator_here=install_operators,
                 settings=config.dask,
             ),
             after_first,
@@ -215,7 +218,11 @@ def deploy_workloads(config: StackConfig, platform: Platform) -> dict[str, Deplo
             _settings(config.dask),
             account,
             platform_piece=dask_cluster,
-            scheduler_address=scheduler_address(name, platform.cluster.namespace_name),
+            scheduler_address=scheduler_address(
+                name, platform.cluster.namespace_name, tls=config.dask.tls
+            ),
+            scheduler_labels=dict(dask_cluster.client_labels),
+            scheduler_tls_secret=dask_cluster.tls_secret,
         )
     queued = config.of_pattern("queue-workers")
     if queued:
@@ -368,6 +375,8 @@ def contract(
                 ),
                 keda=item.keda,
                 scheduler_address=item.scheduler_address,
+                scheduler_labels=item.scheduler_labels,
+                scheduler_tls_secret=item.scheduler_tls_secret,
                 workflow_template=item.workflow_template,
                 source=image_source(config, item),
             )

@@ -125,11 +125,26 @@ def google_account_id(readable: str, *unique: str) -> str:
     return account_id
 
 
+SHARED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+"""Namespaces every cluster has and other things use: never a stack's workload namespace."""
+
+
 class ClusterArgs(Settings):
     """What every cluster component has: the namespace workloads run in."""
 
     namespace: Label = setting("workstack", "namespace")
     """Kubernetes namespace the workloads run in (DNS-1123 label)."""
+
+    @model_validator(mode="after")
+    def _own_namespace(self) -> Self:
+        # The stack denies all traffic in its namespace and enforces the restricted Pod
+        # Security level there: a namespace other things live in would break them, and
+        # `pulumi destroy` would delete it.
+        if self.namespace in SHARED_NAMESPACES or self.namespace.startswith("kube-"):
+            allowed = "a namespace of the stack's own; kube-system, kube-public, kube-node-lease, "
+            allowed += "other kube-* and default are the cluster's"
+            raise self.refuse("namespace", self.namespace, allowed)
+        return self
 
 
 class MinikubeClusterArgs(ClusterArgs):
@@ -155,6 +170,22 @@ class MinikubeClusterArgs(ClusterArgs):
     delete_unreachable: Flag = setting(False)
     """Let ``pulumi destroy`` forget objects if the cluster is already gone (a deleted
     minikube); for preview stacks."""
+
+    @model_validator(mode="after")
+    def _kubeconfig_exists(self) -> Self:
+        # Only a path given explicitly is checked: the default ($KUBECONFIG or ~/.kube/config)
+        # need not exist for an offline render.
+        if (
+            self.kubeconfig_path is not None
+            and not Path(self.kubeconfig_path).expanduser().is_file()
+        ):
+            raise self.refuse(
+                "kubeconfig_path",
+                self.kubeconfig_path,
+                "no such file; name the existing cluster's kubeconfig, or leave it empty for "
+                "$KUBECONFIG or ~/.kube/config",
+            )
+        return self
 
     def resolved_kubeconfig_path(self) -> str:
         """The kubeconfig file this cluster is reached through, as kubectl would choose it."""

@@ -114,6 +114,9 @@ class WorkloadContract(_Model):
         broker: queue-workers: the broker.
         keda: queue-workers: the stack runs KEDA ScaledJob workers (runs start a tasker only).
         scheduler_address: dask: the scheduler inside the cluster.
+        scheduler_labels: dask: labels a client pod needs to reach the scheduler.
+        scheduler_tls_secret: dask: the Secret with the cluster's CA and client certificate
+            a client pod mounts (None: the scheduler takes plain TCP).
         workflow_template: pipeline: the WorkflowTemplate runs are submitted from.
         source: How its image was built (None from a stack deployed before it was recorded).
     """
@@ -131,6 +134,8 @@ class WorkloadContract(_Model):
     broker: BrokerContract | None = None
     keda: bool = False
     scheduler_address: str | None = None
+    scheduler_labels: dict[str, str] = {}
+    scheduler_tls_secret: str | None = None
     workflow_template: str | None = None
     source: ImageSource | None = None
 

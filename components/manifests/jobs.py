@@ -17,7 +17,8 @@ from workstack.components.manifests.pods import (
 )
 from workstack.components.manifests.settings import Between, Settings, setting
 from workstack.components.manifests.validation import SpecError, require_dns1123_label
-from workstack.sdk.files import EXIT_BAD_INPUT
+from workstack.sdk.callables import CallableError, check_callable_path
+from workstack.sdk.files import EXIT_BAD_INPUT, FileJob, JobError
 
 __all__ = [
     "MANIFEST_FILE",
@@ -76,11 +77,40 @@ def files_args(
 ) -> tuple[str, ...]:
     """The arguments of ``workstack files run`` in each pod of the Job.
 
+    The pods' own checks (``workstack.sdk.files.FileJob``: the command's placeholders, the
+    suffix, the locations; the function's form) run here too, so a Job that would only fail
+    in its pods is refused before anything is created.
+
     Raises:
-        SpecError: Neither or both of ``function`` and ``command``.
+        SpecError: Neither or both of ``function`` and ``command``, or what the pods refuse.
     """
     if (function is None) == (command is None):
         raise SpecError("function", function, "give exactly one of function or command")
+    if function is not None:
+        try:
+            check_callable_path("function", function)
+        except CallableError:
+            raise SpecError(
+                "function", function, "expected module:function such as 'csv_clean:process'"
+            ) from None
+    try:
+        # The pods' checks of the command and suffix (the locations are the caller's to
+        # check: they name the options the user gave).
+        FileJob(
+            input_url="/in",
+            output_url="/out",
+            function=function,
+            command=command,
+            pattern=glob,
+            suffix=suffix,
+        )
+    except JobError as error:
+        message = str(error)
+        field = "suffix" if message.startswith("suffix") else "command"
+        value = suffix if field == "suffix" else command
+        # The runtime's message already names the value; keep what it says is allowed.
+        allowed = message.split(" is not allowed; ", 1)[-1]
+        raise SpecError(field, value, allowed) from None
     args = ["files", "run", "--input", input_url, "--output", output_url]
     args += ["--shards", str(shards)]
     args += ["--function", function] if function else ["--command", str(command)]
@@ -99,6 +129,15 @@ def manifest_text(keys: Sequence[str]) -> str:
     """
     if not keys:
         raise SpecError("files", [], "expected at least one input file")
+    for key in keys:
+        parts = key.split("/")
+        if not key or key.startswith("/") or ".." in parts or "" in parts or "\\" in key:
+            raise SpecError(
+                "files",
+                key,
+                "expected keys relative to the input folder, such as 'a/b.csv' (no '..', no "
+                "leading '/', no empty part)",
+            )
     text = "".join(f"{key}\n" for key in sorted(keys))
     if len(text.encode()) > _CONFIG_MAP_LIMIT:
         raise SpecError(

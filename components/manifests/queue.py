@@ -19,6 +19,7 @@ from typing import Annotated, Any, Self
 from pydantic import model_validator
 
 from workstack.components.manifests.labels import run_labels, standard_labels
+from workstack.components.manifests.network import build_api_server_egress
 from workstack.components.manifests.pods import (
     ContainerSpec,
     PodStorage,
@@ -46,6 +47,7 @@ __all__ = [
     "QueueSettings",
     "QueueTarget",
     "build_keda_broker_policy",
+    "build_keda_egress_policies",
     "build_queue_workers",
     "keda_values",
     "tasker_args",
@@ -59,6 +61,9 @@ KEDA_CHART_VERSION = "2.20.1"
 
 KEDA_OPERATOR_LABELS = {"app.kubernetes.io/name": "keda-operator"}
 """Labels of the KEDA operator's pods: the operator itself reads the queue length."""
+KEDA_PODS = {"app.kubernetes.io/part-of": "keda-operator"}
+"""Every pod of the KEDA chart (``keda.crd-labels``: kedacore/charts@v2.20.1
+keda/templates/_helpers.tpl:13-21)."""
 
 MODES = ("jobs", "keda")
 _TASKER = "tasker"
@@ -439,11 +444,54 @@ def build_keda_broker_policy(
     }
 
 
+def build_keda_egress_policies(
+    *, namespace: str, instance: str, broker: str
+) -> list[dict[str, Any]]:
+    """KEDA's pods may call the API server, and its operator the broker (AMQP)."""
+    labels = standard_labels(name="workstack", instance=instance, component="keda")
+    return [
+        build_api_server_egress(
+            name=f"{instance}-keda-api",
+            namespace=namespace,
+            instance=instance,
+            pods={"matchLabels": dict(KEDA_PODS)},
+        ),
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {
+                "name": require_dns1123_label("name", f"{instance}-keda-amqp"),
+                "namespace": namespace,
+                "labels": labels,
+            },
+            "spec": {
+                "podSelector": {"matchLabels": dict(KEDA_OPERATOR_LABELS)},
+                "policyTypes": ["Egress"],
+                "egress": [
+                    {
+                        "to": [
+                            {"podSelector": {"matchLabels": {"app.kubernetes.io/name": broker}}}
+                        ],
+                        "ports": [{"protocol": "TCP", "port": AMQP_PORT}],
+                    }
+                ],
+            },
+        },
+    ]
+
+
 def keda_values(namespace: str) -> dict[str, Any]:
-    """Values of the KEDA chart.
+    """Values of the KEDA chart: one namespace, the narrowest rights the chart offers.
 
     KEDA watches only the workload namespace, and its pods run under the restricted Pod
-    Security Standard like everything else in it.
+    Security Standard like everything else in it. A ScaledJob is scaled by the operator
+    itself: the metrics API server (an APIService, ``system:auth-delegator`` and a RoleBinding
+    in kube-system) and the admission webhooks (a cluster-wide ValidatingWebhookConfiguration
+    and ClusterRole) serve ScaledObjects and validation only, and are left out. Secrets are
+    read in the release namespace only (``restrict.secret``), and no ``*/*`` get rule is made
+    (``enabledCustomScaledRefKinds: false``; Deployments and StatefulSets stay supported).
+    Sources: kedacore/charts@v2.20.1 keda/values.yaml:159, 209, 330-344, 898-916;
+    templates/manager/clusterrole.yaml:50-87, deployment.yaml:89-97.
     """
     container = {
         "allowPrivilegeEscalation": False,
@@ -457,4 +505,10 @@ def keda_values(namespace: str) -> dict[str, Any]:
         "watchNamespace": namespace,
         "podSecurityContext": {part: dict(pod) for part in parts},
         "securityContext": {part: dict(container) for part in parts},
+        "permissions": {"operator": {"restrict": {"secret": True}}},
+        "rbac": {"enabledCustomScaledRefKinds": False},
+        "metricsServer": {"enabled": False},
+        "webhooks": {"enabled": False},
+        # The operator would otherwise keep patching the metrics APIService it no longer has.
+        "certificates": {"operator": {"apiServicePatching": {"enabled": False}}},
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Self
 
 from pydantic import model_validator
@@ -22,14 +23,21 @@ __all__ = [
     "AMQP_PORT",
     "BROKER_CLIENT_LABEL",
     "MANAGEMENT_PORT",
+    "OPERATOR_ACCOUNT",
+    "OPERATOR_CLUSTER_ROLE",
+    "OPERATOR_NAMESPACE",
+    "OPERATOR_PODS",
     "RABBITMQ_OPERATOR_MANIFEST",
     "RABBITMQ_OPERATOR_VERSION",
     "RabbitMqSettings",
     "broker_url",
+    "build_broker_egress_policies",
     "build_broker_network_policy",
+    "build_operator_role_binding",
     "build_rabbitmq_cluster",
     "client_labels",
     "default_user_conf",
+    "scope_operator_object",
 ]
 
 RABBITMQ_OPERATOR_VERSION = "2.21.1"
@@ -46,6 +54,18 @@ MANAGEMENT_PORT = 15672
 _CLUSTERING_PORTS = (4369, 25672)  # epmd and inter-node traffic between broker replicas
 BROKER_CLIENT_LABEL = LABEL_PREFIX + "broker-client"
 """Pods labelled with this key and the broker's name may open AMQP connections to it."""
+
+# The release manifest's operator (rabbitmq/cluster-operator@v2.21.1: config/installation/
+# kustomization.yaml puts everything in rabbitmq-system; config/manager/manager.yaml:12-28
+# names and labels the Deployment; config/rbac/service_account.yaml, role.yaml:13 and
+# role_binding.yaml:16 its account, ClusterRole and ClusterRoleBinding).
+OPERATOR_NAMESPACE = "rabbitmq-system"
+OPERATOR_ACCOUNT = "rabbitmq-cluster-operator"
+OPERATOR_CLUSTER_ROLE = "rabbitmq-cluster-operator-role"
+_OPERATOR_BINDING = "rabbitmq-cluster-operator-rolebinding"
+_OPERATOR_DEPLOYMENT = "rabbitmq-cluster-operator"
+OPERATOR_PODS = {"app.kubernetes.io/name": "rabbitmq-cluster-operator"}
+"""Labels of the operator's pod (config/manager/manager.yaml:26-28)."""
 
 
 class RabbitMqSettings(Settings):
@@ -165,8 +185,11 @@ def build_rabbitmq_cluster(
 def build_broker_network_policy(*, name: str, namespace: str, instance: str) -> dict[str, Any]:
     """Admit AMQP only from pods labelled as the broker's clients; nodes talk among themselves.
 
-    The management UI is not exposed: reach it with ``kubectl port-forward``, which does not
-    pass through NetworkPolicies.
+    The management API admits only the operator, which reads each node's status and checks
+    quorum before a restart through it (rabbitmq/cluster-operator@v2.21.1
+    internal/rabbitmqclient/client.go:134-139, port 15672; reconcile_status.go:110). The
+    management UI is not exposed otherwise: reach it with ``kubectl port-forward``, which
+    does not pass through NetworkPolicies.
     """
     broker_pods = {"app.kubernetes.io/name": name}
     return {
@@ -189,6 +212,130 @@ def build_broker_network_policy(*, name: str, namespace: str, instance: str) -> 
                     "from": [{"podSelector": {"matchLabels": broker_pods}}],
                     "ports": [{"protocol": "TCP", "port": port} for port in _CLUSTERING_PORTS],
                 },
+                {
+                    "from": [
+                        {
+                            "namespaceSelector": {
+                                "matchLabels": {"kubernetes.io/metadata.name": OPERATOR_NAMESPACE}
+                            },
+                            "podSelector": {"matchLabels": dict(OPERATOR_PODS)},
+                        }
+                    ],
+                    "ports": [{"protocol": "TCP", "port": MANAGEMENT_PORT}],
+                },
             ],
         },
     }
+
+
+def scope_operator_object(
+    kind: str, props: Mapping[str, Any], namespace: str
+) -> dict[str, Any] | None:
+    """One document of the operator's release manifest, changed to serve one namespace only.
+
+    Applied to each object of the manifest as it is registered (a Pulumi transform), so the
+    pinned release is used as published:
+
+    - the operator Deployment gets ``OPERATOR_SCOPE_NAMESPACE``: its cache, and so every
+      list and watch, covers ``namespace`` only (cmd/main.go@v2.21.1:123-186; with one
+      namespace, ``cache.Options{DefaultNamespaces: {ns}}``); nothing else it reads is
+      cluster-scoped (its ClusterRole, config/rbac/role.yaml, holds namespaced resources only);
+    - the ClusterRoleBinding binds nobody: :func:`build_operator_role_binding` grants the same
+      ClusterRole's rules in ``namespace`` alone (a RoleBinding to a ClusterRole);
+    - its namespace enforces the restricted Pod Security level, which the operator's pod meets
+      (config/manager/manager.yaml: non-root, no escalation, all capabilities dropped, seccomp
+      RuntimeDefault).
+
+    Returns:
+        The changed properties, or None to keep the object as it is.
+    """
+    metadata = props.get("metadata") or {}
+    name = metadata.get("name")
+    if kind == "Namespace" and name == OPERATOR_NAMESPACE:
+        labels = dict(metadata.get("labels") or {})
+        for mode in ("enforce", "audit", "warn"):
+            labels[f"pod-security.kubernetes.io/{mode}"] = "restricted"
+        return {**props, "metadata": {**metadata, "labels": labels}}
+    if kind == "ClusterRoleBinding" and name == _OPERATOR_BINDING:
+        return {**props, "subjects": []}
+    if kind == "Deployment" and name == _OPERATOR_DEPLOYMENT:
+        spec = props["spec"]
+        pod = spec["template"]["spec"]
+        containers = []
+        for container in pod["containers"]:
+            env = [
+                e for e in container.get("env") or [] if e.get("name") != "OPERATOR_SCOPE_NAMESPACE"
+            ]
+            env.append({"name": "OPERATOR_SCOPE_NAMESPACE", "value": namespace})
+            containers.append({**container, "env": env})
+        template = {**spec["template"], "spec": {**pod, "containers": containers}}
+        return {**props, "spec": {**spec, "template": template}}
+    return None
+
+
+def build_operator_role_binding(*, namespace: str, instance: str) -> dict[str, Any]:
+    """The operator's rights (its ClusterRole's rules) in ``namespace`` only."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {
+            "name": f"{instance}-operator",
+            "namespace": require_dns1123_label("namespace", namespace),
+            "labels": standard_labels(name="rabbitmq", instance=instance, component="operator"),
+        },
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": OPERATOR_CLUSTER_ROLE,
+        },
+        "subjects": [
+            {"kind": "ServiceAccount", "name": OPERATOR_ACCOUNT, "namespace": OPERATOR_NAMESPACE}
+        ],
+    }
+
+
+def build_broker_egress_policies(
+    *, name: str, namespace: str, instance: str
+) -> list[dict[str, Any]]:
+    """Egress under the namespace's default deny: clients to AMQP, nodes to each other.
+
+    RabbitMQ 4.x's Kubernetes peer discovery joins the node of ordinal 0 by its name and
+    calls no API (rabbitmq/rabbitmq-server@v4.2.6 deps/rabbitmq_peer_discovery_k8s/src/
+    rabbit_peer_discovery_k8s.erl:47-69), so the nodes need DNS (allowed namespace-wide) and
+    each other only.
+    """
+    broker_pods = {"app.kubernetes.io/name": name}
+    labels = standard_labels(name="rabbitmq", instance=instance, component="broker")
+
+    def policy(
+        suffix: str, pods: Mapping[str, str], egress: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        return {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": f"{name}-{suffix}", "namespace": namespace, "labels": labels},
+            "spec": {
+                "podSelector": {"matchLabels": dict(pods)},
+                "policyTypes": ["Egress"],
+                "egress": egress,
+            },
+        }
+
+    to_broker = [{"podSelector": {"matchLabels": broker_pods}}]
+    return [
+        policy(
+            "clients-egress",
+            client_labels(name),
+            [{"to": to_broker, "ports": [{"protocol": "TCP", "port": AMQP_PORT}]}],
+        ),
+        policy(
+            "nodes-egress",
+            broker_pods,
+            [
+                {
+                    "to": to_broker,
+                    "ports": [{"protocol": "TCP", "port": port} for port in _CLUSTERING_PORTS],
+                }
+            ],
+        ),
+    ]

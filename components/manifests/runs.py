@@ -10,12 +10,12 @@ later ``pulumi up``.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from workstack.components.manifests.contract import StackContract, WorkloadContract
-from workstack.components.manifests.dask import DaskSettings
+from workstack.components.manifests.dask import DaskSettings, tls_storage
 from workstack.components.manifests.jobs import (
     MANIFEST_FILE,
     MANIFEST_MOUNT,
@@ -188,10 +188,14 @@ def _single_job(
     workload: WorkloadContract,
     volumes: Sequence[PodStorage] = (),
     fatal_exit_codes: Sequence[int] = (EXIT_BAD_INPUT, _EXIT_FAILED_FOR_GOOD),
+    extra_labels: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """A Job with one pod: retried after a crash, failed at once on an exit no retry fixes."""
     labels = standard_labels(
-        name="workstack", instance=name, component=component, extra=run_labels(run_id)
+        name="workstack",
+        instance=name,
+        component=component,
+        extra={**(extra_labels or {}), **run_labels(run_id)},
     )
     pod = build_pod_spec(
         containers=[container],
@@ -326,6 +330,13 @@ def _dask_run(
         volumes=({"name": "run-config", "configMap": {"name": config_map}},),
         mounts=({"name": "run-config", "mountPath": _CONFIG_MOUNT, "readOnly": True},),
     )
+    # The scheduler admits only pods with its client labels, and with TLS only holders of
+    # the cluster's client certificate.
+    tls = (
+        ()
+        if workload.scheduler_tls_secret is None
+        else (tls_storage(workload.scheduler_tls_secret, "client"),)
+    )
     job = _single_job(
         name=name,
         namespace=contract.namespace,
@@ -334,9 +345,10 @@ def _dask_run(
         container=_container(workload, args, resources=settings.resources),
         settings=settings,
         workload=workload,
-        volumes=(mount,),
+        volumes=(mount, *tls),
         # 74: the result could not be written and was kept; a rerun would redo the work.
         fatal_exit_codes=(_EXIT_FAILED_FOR_GOOD, 74),
+        extra_labels=workload.scheduler_labels,
     )
     return [config, job]
 

@@ -52,6 +52,7 @@ __all__ = [
     "Text",
     "parse_config_value",
     "setting",
+    "show_value",
     "stack_keys",
 ]
 
@@ -69,8 +70,15 @@ class Problem:
     allowed: str
 
     def __str__(self) -> str:
-        shown = "(missing)" if self.value is None else _shorten(repr(self.value))
+        shown = "(missing)" if self.value is None else _shorten(show_value(self.value))
         return f"{self.key}: {shown} is not allowed; {self.allowed}"
+
+
+def show_value(value: object) -> str:
+    """A value as the user wrote it: a list as ``['a', 'b']``, never as a Python tuple."""
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(show_value(item) for item in value) + "]"
+    return repr(value)
 
 
 def _shorten(text: str, limit: int = 200) -> str:

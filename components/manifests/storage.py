@@ -9,6 +9,7 @@ from typing import Annotated, Any, Self
 from pydantic import SecretStr, ValidationInfo, model_validator
 
 from workstack.components.manifests.labels import standard_labels
+from workstack.components.manifests.network import endpoint_port
 from workstack.components.manifests.pods import PodStorage
 from workstack.components.manifests.security import WORKLOAD_GID, WORKLOAD_UID
 from workstack.components.manifests.settings import (
@@ -151,6 +152,18 @@ def build_nfs_server(
                                 for port_name, port in NFS_PORTS.items()
                             ],
                             "securityContext": {"privileged": True},
+                            # nfsd answers on 2049 once exported; a hung server is restarted.
+                            "readinessProbe": {
+                                "tcpSocket": {"port": NFS_PORTS["nfs"]},
+                                "initialDelaySeconds": 5,
+                                "periodSeconds": 10,
+                            },
+                            "livenessProbe": {
+                                "tcpSocket": {"port": NFS_PORTS["nfs"]},
+                                "initialDelaySeconds": 30,
+                                "periodSeconds": 20,
+                                "failureThreshold": 3,
+                            },
                             "resources": {
                                 "requests": {"cpu": "100m", "memory": "128Mi"},
                                 "limits": {"cpu": "1", "memory": "512Mi"},
@@ -405,6 +418,10 @@ class BucketSettings(Settings):
                 "an S3-compatible endpoint such as http://minio.minio:9000 is required outside "
                 "GKE and EKS",
             )
+        try:
+            endpoint_port(self.endpoint)
+        except SpecError as error:
+            raise self.refuse("endpoint", self.endpoint, error.allowed) from None
         if self.name is None:
             raise self.refuse("name", None, "name the existing bucket on the endpoint")
         for field, key in zip(("access_key_id", "secret_access_key"), keys, strict=True):

@@ -472,6 +472,12 @@ _KEDA_BUNDLE = Bundle(
         ValueKey(
             "permissions.metricServer.restrict.secret", False, source=f"{_KEDA}/values.yaml:908"
         ),
+        ValueKey(
+            "certificates.operator.apiServicePatching.enabled",
+            None,
+            source=f"{_KEDA}/values.yaml:898-902 (documented, commented out); "
+            "templates/manager/deployment.yaml:90-92 passes --enable-apiservice-patching",
+        ),
         ValueKey("extraObjects", opaque=True, tpl=True, source=f"{_KEDA}/templates (tpl)"),
         ValueKey("clusterName", "kubernetes-default", tpl=True, source=f"{_KEDA}/values.yaml:48"),
     ),
@@ -625,6 +631,12 @@ _DASK_BUNDLE = Bundle(
     values=(
         ValueKey("rbac.create", True, source=f"{_DASK}:values.yaml"),
         ValueKey("rbac.cluster", True, source=f"{_DASK}:values.yaml"),
+        ValueKey("serviceAccount.create", True, source=f"{_DASK}:values.yaml:10-13"),
+        ValueKey(
+            "serviceAccount.name",
+            "",
+            source=f"{_DASK}:values.yaml:10-13; templates/deployment.yaml:26, _helpers.tpl",
+        ),
         ValueKey("kopfArgs", ["--all-namespaces"], opaque=True, source=f"{_DASK}:values.yaml"),
         ValueKey("podSecurityContext", opaque=True, source=f"{_DASK}:values.yaml"),
         ValueKey("securityContext", opaque=True, source=f"{_DASK}:values.yaml"),
@@ -698,7 +710,15 @@ _RABBITMQ = Bundle(
     notes=(
         "The release asset could not be downloaded here; its documents follow from "
         "config/installation at the tag: namespace, CRD, RBAC, manager, metrics service. No "
-        "webhook, no cert-manager objects (config/installation/kustomization.yaml)."
+        "webhook, no cert-manager objects (config/installation/kustomization.yaml). "
+        "workstack applies it with a transform (rabbitmq.scope_operator_object): env "
+        "OPERATOR_SCOPE_NAMESPACE on the manager (read at cmd/main.go:123; one namespace "
+        "makes the cache namespaced, :175-186), no subjects on ClusterRoleBinding "
+        "rabbitmq-cluster-operator-rolebinding (config/rbac/role_binding.yaml), Pod Security "
+        "labels on Namespace rabbitmq-system; the ClusterRole's rules are all namespaced "
+        "(config/rbac/role.yaml) and metrics are served without authn (--metrics-secure "
+        "defaults to false, cmd/main.go:83), so a RoleBinding in the workload namespace grants "
+        "all it uses."
     ),
     crds=(
         CrdSource(

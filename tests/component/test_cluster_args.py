@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -53,14 +54,23 @@ def test_eks_args(changes: dict[str, Any], field: str) -> None:
     assert caught.value.field == field
 
 
-def test_minikube_args() -> None:
+def test_minikube_args(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(SpecError, match="kubeconfig_path"):
         MinikubeClusterArgs(kubeconfig_path="")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "k.yaml").write_text("apiVersion: v1\nkind: Config\n")
     assert (
         MinikubeClusterArgs(kubeconfig_path="~/k.yaml")
         .resolved_kubeconfig_path()
         .endswith("/k.yaml")
     )
+
+
+def test_an_explicit_kubeconfig_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="no such file") as caught:
+        MinikubeClusterArgs(kubeconfig_path=str(tmp_path / "missing.yaml"))
+    assert caught.value.field == "kubeconfig_path"
+    assert MinikubeClusterArgs().kubeconfig_path is None, "the default need not exist"
 
 
 def test_minikube_kubeconfig_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -71,6 +71,10 @@ def test_plain_mode_scheduler_service_and_workers(assert_schema_valid: Any) -> N
     assert sorted((o["kind"], o["metadata"]["name"]) for o in objects) == [
         ("Deployment", "bench-scheduler"),
         ("Deployment", "bench-worker"),
+        ("NetworkPolicy", "bench-clients"),
+        ("NetworkPolicy", "bench-scheduler"),
+        ("NetworkPolicy", "bench-workers"),
+        ("Secret", "bench-dask-tls"),
         ("Service", "bench-scheduler"),
     ]
     assert_schema_valid(objects)
@@ -85,7 +89,7 @@ def test_plain_mode_scheduler_service_and_workers(assert_schema_valid: Any) -> N
     assert container["command"] == ["dask"]
     assert container["args"][:2] == [
         "worker",
-        "tcp://bench-scheduler.science.svc.cluster.local:8786",
+        "tls://bench-scheduler.science.svc.cluster.local:8786",
     ]
     assert "--local-directory" in container["args"], (
         "spill to /tmp: the root filesystem is read-only"
@@ -94,7 +98,7 @@ def test_plain_mode_scheduler_service_and_workers(assert_schema_valid: Any) -> N
     for obj in objects:
         for template in pod_templates(obj):
             assert restricted_violations(template.spec) == [], template.source
-    assert deployment.outputs["scheduler"] == "tcp://bench-scheduler.science.svc.cluster.local:8786"
+    assert deployment.outputs["scheduler"] == "tls://bench-scheduler.science.svc.cluster.local:8786"
     assert (
         deployment.outputs["dashboard"]
         == "kubectl port-forward -n science svc/bench-scheduler 8787:8787"
@@ -103,7 +107,7 @@ def test_plain_mode_scheduler_service_and_workers(assert_schema_valid: Any) -> N
 
 def test_operator_mode_is_adaptive_and_namespaced(assert_schema_valid: Any) -> None:
     deployment = deploy(mode="operator", workers=1, max_workers=6)
-    objects = ours(deployment)
+    objects = [o for o in ours(deployment) if o["kind"] in ("DaskAutoscaler", "DaskCluster")]
     assert sorted(o["kind"] for o in objects) == ["DaskAutoscaler", "DaskCluster"]
     result = assert_schema_valid(objects)
     assert result.checked == 2, "both validated against the CRDs from dask-kubernetes"
@@ -118,8 +122,20 @@ def test_operator_mode_is_adaptive_and_namespaced(assert_schema_valid: Any) -> N
     assert chart.inputs["repositoryOpts"] == {"repo": "https://helm.dask.org"}
     assert chart.inputs["namespace"] == "science"
     values = chart.inputs["values"]
-    assert values["rbac"] == {"create": True, "cluster": False}, "a namespaced Role, no ClusterRole"
+    assert values["rbac"] == {"create": False}, "the chart's wildcard Role is not made"
+    assert values["serviceAccount"] == {"create": True, "name": "bench-operator-sa"}
     assert values["kopfArgs"] == ["--namespace", "science"]
+    rendered = rendered_objects(deployment)
+    [role] = [o for o in rendered if o["kind"] == "Role"]
+    assert role["metadata"]["namespace"] == "science"
+    for rule in role["rules"]:
+        assert "*" not in rule["verbs"], rule
+        assert "*" not in rule["resources"], rule
+    [binding] = [o for o in rendered if o["kind"] == "RoleBinding"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "bench-operator-sa", "namespace": "science"}
+    ]
+    assert not [o for o in rendered if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
 
 
 def test_operator_chart_is_pinned_to_the_installed_dask_kubernetes() -> None:
@@ -152,7 +168,9 @@ def test_bad_arguments(changes: dict[str, Any], field: str, allowed: str) -> Non
 
 
 def test_builders_golden(golden: Callable[[str, Any], None]) -> None:
-    target = DaskTarget(name="bench", namespace="ws", instance="bench", image=IMAGE)
+    target = DaskTarget(
+        name="bench", namespace="ws", instance="bench", image=IMAGE, tls_secret="bench-dask-tls"
+    )
     plain = build_plain_dask(target, DaskSettings())
     operator = build_dask_operator_resources(
         target, DaskSettings(mode="operator", workers=1, max_workers=4)

@@ -108,8 +108,14 @@ def test_a_tasker_job_and_a_worker_job_that_completes(assert_schema_valid: Any) 
 def test_pods_read_the_broker_url_from_its_secret_and_pass_its_policy() -> None:
     deployment = deploy()
     everything = rendered_objects(deployment)
-    [policy] = [o for o in everything if o["kind"] == "NetworkPolicy"]
+    [policy] = [
+        o
+        for o in everything
+        if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "broker-amqp-clients"
+    ]
     admitted = policy["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]
+    [egress] = [o for o in everything if o["metadata"]["name"] == "broker-clients-egress"]
+    assert egress["spec"]["podSelector"]["matchLabels"] == admitted
     [secret] = [r.inputs for r in deployment.of_type("kubernetes:core/v1:Secret")]
     password = secret["stringData"].value["password"]
     for job in objects_of(deployment):
@@ -130,12 +136,14 @@ def test_keda_mode_scales_worker_jobs_on_the_task_queue(assert_schema_valid: Any
     objects = by_name(objects_of(deployment))
     assert sorted(objects) == [
         "Job/sims-r1-tasker",
+        "NetworkPolicy/sims-keda-amqp",
+        "NetworkPolicy/sims-keda-api",
         "NetworkPolicy/sims-keda-to-broker",
         "ScaledJob/sims-r1-workers",
         "TriggerAuthentication/sims-r1-broker",
     ]
     result = assert_schema_valid(list(objects.values()))
-    assert result.checked == 4
+    assert result.checked == 6
     scaled = objects["ScaledJob/sims-r1-workers"]["spec"]
     assert (scaled["minReplicaCount"], scaled["maxReplicaCount"]) == (0, 20)
     [trigger] = scaled["triggers"]
@@ -168,6 +176,15 @@ def test_keda_mode_scales_worker_jobs_on_the_task_queue(assert_schema_valid: Any
     values = chart.inputs["values"]
     assert values["watchNamespace"] == "workstack"
     assert values["securityContext"]["operator"]["capabilities"] == {"drop": ["ALL"]}
+    # The chart's narrowest rights: Secrets in its namespace only, no `*/*` get rule, no
+    # metrics APIService or webhook (a ScaledJob needs neither).
+    assert values["permissions"] == {"operator": {"restrict": {"secret": True}}}
+    assert values["rbac"] == {"enabledCustomScaledRefKinds": False}
+    assert values["metricsServer"] == {"enabled": False}
+    assert values["webhooks"] == {"enabled": False}
+    amqp = objects["NetworkPolicy/sims-keda-amqp"]["spec"]
+    assert amqp["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "keda-operator"}}
+    assert amqp["egress"][0]["ports"] == [{"protocol": "TCP", "port": 5672}]
 
 
 def test_keda_already_on_the_cluster() -> None:

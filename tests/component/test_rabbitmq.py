@@ -42,10 +42,23 @@ def deploy(**changes: Any) -> Deployment:
 
 
 def test_the_cluster_is_valid_against_the_operator_crd(assert_schema_valid: Any) -> None:
-    objects = [o for o in rendered_objects(deploy()) if o["kind"] != "Namespace"]
-    assert sorted(o["kind"] for o in objects) == ["NetworkPolicy", "RabbitmqCluster", "Secret"]
+    objects = [
+        o
+        for o in rendered_objects(deploy())
+        if o["kind"] != "Namespace"
+        and o["metadata"].get("namespace") == "workstack"
+        and o["metadata"]["labels"].get("app.kubernetes.io/name") == "rabbitmq"
+    ]
+    assert sorted(o["kind"] for o in objects) == [
+        "NetworkPolicy",
+        "NetworkPolicy",
+        "NetworkPolicy",
+        "RabbitmqCluster",
+        "RoleBinding",
+        "Secret",
+    ]
     result = assert_schema_valid(objects)
-    assert result.checked == 3
+    assert result.checked == 6
 
 
 def test_credentials_are_generated_secret_and_never_guest() -> None:
@@ -76,13 +89,30 @@ def test_operator_release_is_pinned() -> None:
 
 
 def test_only_labelled_clients_reach_amqp() -> None:
-    [policy] = [o for o in rendered_objects(deploy()) if o["kind"] == "NetworkPolicy"]
-    amqp, clustering = policy["spec"]["ingress"]
+    [policy] = [
+        o
+        for o in rendered_objects(deploy())
+        if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "broker-amqp-clients"
+    ]
+    amqp, clustering, management = policy["spec"]["ingress"]
     assert amqp == {
         "from": [{"podSelector": {"matchLabels": {"workstack.dev/broker-client": "broker"}}}],
         "ports": [{"protocol": "TCP", "port": 5672}],
     }
     assert {p["port"] for p in clustering["ports"]} == {4369, 25672}
+    assert management == {
+        "from": [
+            {
+                "namespaceSelector": {
+                    "matchLabels": {"kubernetes.io/metadata.name": "rabbitmq-system"}
+                },
+                "podSelector": {
+                    "matchLabels": {"app.kubernetes.io/name": "rabbitmq-cluster-operator"}
+                },
+            }
+        ],
+        "ports": [{"protocol": "TCP", "port": 15672}],
+    }, "the operator reads node status and checks quorum through the management API"
     assert policy["spec"]["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "broker"}}
 
 

@@ -78,11 +78,15 @@ def test_minikube_creates_nothing_in_a_cloud(project: PulumiProject) -> None:
     assert deployment.outputs["registry"] is None
 
 
-def test_minikube_kubeconfig_path_and_context_are_configurable(project: PulumiProject) -> None:
-    deployment = deploy(project, "minikube", kubeconfig="/etc/kind.yaml", kubeContext="kind-dev")
+def test_minikube_kubeconfig_path_and_context_are_configurable(
+    project: PulumiProject, tmp_path: Path
+) -> None:
+    kubeconfig = tmp_path / "kind.yaml"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    deployment = deploy(project, "minikube", kubeconfig=str(kubeconfig), kubeContext="kind-dev")
     provider = only(deployment, "pulumi:providers:kubernetes")
     assert provider["context"] == "kind-dev"
-    assert provider["kubeconfig"] == "/etc/kind.yaml"
+    assert provider["kubeconfig"] == str(kubeconfig)
 
 
 def test_gke_cluster(project: PulumiProject) -> None:

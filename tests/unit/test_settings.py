@@ -94,6 +94,7 @@ PINNED_DEFAULTS = {
     "daskSchedulerMemory": "1Gi",
     "daskSchedulerCpuLimit": "1",
     "daskSchedulerMemoryLimit": "",
+    "daskTls": True,
 }
 
 

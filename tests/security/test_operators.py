@@ -1,0 +1,133 @@
+"""The operators the stacks install are scoped to the workload namespace, with narrow rights.
+
+The RabbitMQ operator's documents are those of the pinned release
+(tests/fixtures/rabbitmq-operator-v2.21.1/: rabbitmq/cluster-operator@v2.21.1, commit
+859e50e4, config/namespace/base/namespace.yaml, config/rbac/role.yaml, role_binding.yaml and
+config/manager/manager.yaml), changed by the transform the stack applies them with.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from workstack.components.manifests.dask import build_dask_operator_rbac, dask_operator_values
+from workstack.components.manifests.queue import keda_values
+from workstack.components.manifests.rabbitmq import (
+    OPERATOR_ACCOUNT,
+    OPERATOR_CLUSTER_ROLE,
+    OPERATOR_NAMESPACE,
+    build_operator_role_binding,
+    scope_operator_object,
+)
+from workstack.components.manifests.upstream import BUNDLES
+
+RELEASE = Path(__file__).resolve().parents[1] / "fixtures" / "rabbitmq-operator-v2.21.1"
+
+
+def _document(name: str, kind: str) -> dict[str, Any]:
+    for doc in yaml.safe_load_all((RELEASE / name).read_text()):
+        if doc and doc["kind"] == kind:
+            return dict(doc)
+    raise AssertionError(f"no {kind} in {name}")
+
+
+def test_the_operator_watches_the_workload_namespace_only() -> None:
+    deployment = _document("manager.yaml", "Deployment")
+    scoped = scope_operator_object("Deployment", deployment, "science")
+    assert scoped is not None
+    [container] = scoped["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["OPERATOR_SCOPE_NAMESPACE"] == {
+        "name": "OPERATOR_SCOPE_NAMESPACE",
+        "value": "science",
+    }
+    assert "OPERATOR_NAMESPACE" in env, "its own namespace (leader election) is kept"
+    # The rest of the release's Deployment is untouched.
+    assert (
+        scoped["spec"]["template"]["spec"]["securityContext"]
+        == (deployment["spec"]["template"]["spec"]["securityContext"])
+    )
+
+
+def test_its_cluster_wide_binding_binds_nobody_and_a_rolebinding_grants_its_rules_here() -> None:
+    binding = _document("role_binding.yaml", "ClusterRoleBinding")
+    assert binding["subjects"], "the release binds the operator cluster-wide"
+    scoped = scope_operator_object("ClusterRoleBinding", binding, "science")
+    assert scoped is not None
+    assert scoped["subjects"] == []
+    role_binding = build_operator_role_binding(namespace="science", instance="rabbitmq")
+    assert role_binding["kind"] == "RoleBinding"
+    assert role_binding["metadata"]["namespace"] == "science"
+    assert role_binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": OPERATOR_CLUSTER_ROLE,
+    }
+    assert role_binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": OPERATOR_ACCOUNT, "namespace": OPERATOR_NAMESPACE}
+    ]
+    assert binding["roleRef"]["name"] == OPERATOR_CLUSTER_ROLE
+
+
+def test_the_clusterrole_holds_namespaced_resources_only() -> None:
+    """A RoleBinding of it grants all the operator needs: nothing in it is cluster-scoped."""
+    role = _document("role.yaml", "ClusterRole")
+    cluster_scoped = {
+        "namespaces",
+        "nodes",
+        "persistentvolumes",
+        "clusterroles",
+        "clusterrolebindings",
+        "customresourcedefinitions",
+        "storageclasses",
+    }
+    resources = {r for rule in role["rules"] for r in rule["resources"]}
+    assert not resources & cluster_scoped, resources & cluster_scoped
+
+
+def test_the_operator_namespace_enforces_restricted_pod_security() -> None:
+    namespace = _document("namespace.yaml", "Namespace")
+    scoped = scope_operator_object("Namespace", namespace, "science")
+    assert scoped is not None
+    labels = scoped["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert scope_operator_object("Namespace", {"metadata": {"name": "other"}}, "science") is None
+
+
+@pytest.mark.parametrize("kind", ["CustomResourceDefinition", "ServiceAccount", "Role"])
+def test_other_documents_are_left_as_released(kind: str) -> None:
+    assert scope_operator_object(kind, {"metadata": {"name": "x"}}, "science") is None
+
+
+def test_keda_gets_the_narrowest_rights_its_chart_offers() -> None:
+    values = keda_values("science")
+    assert values["permissions"]["operator"]["restrict"]["secret"] is True
+    assert values["rbac"]["enabledCustomScaledRefKinds"] is False
+    assert values["metricsServer"]["enabled"] is False
+    assert values["webhooks"]["enabled"] is False
+    bundle = BUNDLES["chart:https://kedacore.github.io/charts/keda@2.20.1"]
+    for path in (
+        "permissions.operator.restrict.secret",
+        "rbac.enabledCustomScaledRefKinds",
+        "metricsServer.enabled",
+        "webhooks.enabled",
+        "certificates.operator.apiServicePatching.enabled",
+    ):
+        assert bundle.value_key(path) is not None, path
+
+
+def test_the_dask_operator_role_names_its_verbs() -> None:
+    values = dask_operator_values("science", "bench-operator")
+    assert values["rbac"] == {"create": False}
+    role, binding = build_dask_operator_rbac(namespace="science", release="bench-operator")
+    assert role["kind"] == "Role"
+    verbs = {verb for rule in role["rules"] for verb in rule["verbs"]}
+    assert "*" not in verbs
+    assert not verbs & {"escalate", "bind", "impersonate", "deletecollection", "update"}
+    resources = {r for rule in role["rules"] for r in rule["resources"]}
+    assert "secrets" not in resources
+    assert binding["subjects"][0]["name"] == values["serviceAccount"]["name"]
