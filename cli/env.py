@@ -167,7 +167,16 @@ def preview_config(
             values.pop(f"{project.name}:{key}", None)
     if shared_cluster:
         # A minikube preview shares its cluster with the template: it gets a namespace of
-        # its own and leaves the cluster-wide operators and CRDs to the template's stack.
+        # its own and leaves the cluster-wide operators and CRDs to the template's stack,
+        # whose operators must then serve the preview's namespace too.
+        scope = values.get(f"{project.name}:operatorScope", "namespace")
+        if scope != "cluster":
+            raise EnvError(
+                f"template stack {template!r} installs operators that serve its own namespace "
+                f"only (operatorScope: {scope}), and a preview on its cluster runs in a "
+                "namespace of its own: set `workstack:operatorScope: cluster` in "
+                f"stacks/Pulumi.{template}.yaml and `pulumi up -s {template}` first"
+            )
         values[f"{project.name}:namespace"] = preview_stack_name(branch)
         values[f"{project.name}:installOperators"] = "false"
     return values | {

@@ -31,7 +31,9 @@ from workstack.components.manifests.dask import (
     scheduler_address,
 )
 from workstack.components.manifests.labels import standard_labels
+from workstack.components.manifests.operators import OPERATOR_SCOPES
 from workstack.components.manifests.pods import PodStorage
+from workstack.components.manifests.validation import require_choice
 
 __all__ = ["DaskCluster", "DaskClusterArgs", "DaskSettings"]
 
@@ -53,6 +55,9 @@ class DaskClusterArgs:
             namespace all the same (another cluster of the stack installed it), so the
             scheduler admits it from here only; False admits it from any namespace (an
             operator another stack installed).
+        operator_scope: ``namespace``: the operator installed here serves this namespace
+            only; ``cluster``: every namespace, for other stacks on the cluster that do not
+            install operators.
     """
 
     cluster: KubernetesCluster
@@ -62,9 +67,11 @@ class DaskClusterArgs:
     install_operator: bool = True
     settings: DaskSettings = field(default_factory=DaskSettings)
     operator_here: bool = False
+    operator_scope: str = "namespace"
 
     def __post_init__(self) -> None:
         ImageRef.of(self.image)
+        require_choice("operator_scope", self.operator_scope, OPERATOR_SCOPES)
 
 
 class DaskCluster(pulumi.ComponentResource):
@@ -130,9 +137,14 @@ class DaskCluster(pulumi.ComponentResource):
             depends: list[pulumi.Resource] = []
             if args.install_operator:
                 release = f"{name}-operator"
+                everywhere = args.operator_scope == "cluster"
                 for obj in [
-                    *build_dask_operator_rbac(namespace=namespace, release=release),
-                    *build_dask_operator_policies(namespace=namespace, instance=release),
+                    *build_dask_operator_rbac(
+                        namespace=namespace, release=release, all_namespaces=everywhere
+                    ),
+                    *build_dask_operator_policies(
+                        namespace=namespace, instance=release, all_namespaces=everywhere
+                    ),
                 ]:
                     depends.append(
                         create_object(
@@ -149,7 +161,7 @@ class DaskCluster(pulumi.ComponentResource):
                         version=DASK_OPERATOR_VERSION,
                         repository_opts={"repo": DASK_OPERATOR_REPO},
                         namespace=namespace,
-                        values=dask_operator_values(namespace, release),
+                        values=dask_operator_values(namespace, release, all_namespaces=everywhere),
                         opts=k8s_opts,
                     )
                 )

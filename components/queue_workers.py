@@ -14,6 +14,7 @@ from workstack.components.cluster import KubernetesCluster
 from workstack.components.identity import WorkloadIdentity
 from workstack.components.image import ImageInput, ImageRef
 from workstack.components.manifests import SpecError, require_dns1123_label
+from workstack.components.manifests.operators import OPERATOR_SCOPES
 from workstack.components.manifests.pods import PodStorage
 from workstack.components.manifests.queue import (
     KEDA_CHART,
@@ -26,6 +27,7 @@ from workstack.components.manifests.queue import (
     build_queue_workers,
     keda_values,
 )
+from workstack.components.manifests.validation import require_choice
 from workstack.components.rabbitmq import RabbitMq
 
 __all__ = ["BrokerRef", "QueueSettings", "QueueWorkers", "QueueWorkersArgs"]
@@ -80,7 +82,11 @@ class QueueWorkersArgs:
         install_keda: KEDA mode: install the pinned KEDA chart in the namespace, watching
             only it. Turn off when the cluster has KEDA already (it is cluster-wide: CRDs,
             an APIService), and give ``keda_namespace``.
-        keda_namespace: Namespace of the cluster's KEDA operator when not installed here.
+        keda_namespace: Namespace of the cluster's KEDA operator when not installed here;
+            None admits it from any namespace.
+        operator_scope: ``namespace``: KEDA installed here serves this namespace only;
+            ``cluster``: every namespace, for other stacks on the cluster that do not
+            install operators.
         settings: Mode, workers, prefetch, attempts, timeouts and resources.
         run_id: Names the run that the tasker (and, in ``jobs`` mode, the worker) Job make:
             they are ``<name>-<run_id>-tasker`` and ``-workers``. A new id makes a new run;
@@ -99,7 +105,8 @@ class QueueWorkersArgs:
     storage: tuple[PodStorage, ...] = ()
     identity: WorkloadIdentity | None = None
     install_keda: bool = True
-    keda_namespace: str = "keda"
+    keda_namespace: str | None = "keda"
+    operator_scope: str = "namespace"
     settings: QueueSettings = field(default_factory=QueueSettings)
     run_id: str | None = None
 
@@ -137,7 +144,9 @@ class QueueWorkersArgs:
                 "tasker=False runs without one)",
             )
         check_reachable("storage_url", self.storage_url, self.storage)
-        require_dns1123_label("keda_namespace", self.keda_namespace)
+        if self.keda_namespace is not None:
+            require_dns1123_label("keda_namespace", self.keda_namespace)
+        require_choice("operator_scope", self.operator_scope, OPERATOR_SCOPES)
         self.target("queue", "default")
 
 
@@ -180,10 +189,12 @@ class QueueWorkers(pulumi.ComponentResource):
             keda_namespace = args.keda_namespace
             if args.install_keda:
                 keda_namespace = target.namespace
+                everywhere = args.operator_scope == "cluster"
                 for policy in build_keda_egress_policies(
                     namespace=target.namespace,
                     instance=name,
                     broker=BrokerRef.of(args.broker).name,
+                    all_namespaces=everywhere,
                 ):
                     create_object(f"{policy['metadata']['name']}-policy", policy, k8s_opts)
                 depends.append(
@@ -193,7 +204,7 @@ class QueueWorkers(pulumi.ComponentResource):
                         version=KEDA_CHART_VERSION,
                         repository_opts={"repo": KEDA_REPO},
                         namespace=target.namespace,
-                        values=keda_values(target.namespace),
+                        values=keda_values(target.namespace, all_namespaces=everywhere),
                         opts=k8s_opts,
                     )
                 )

@@ -11,6 +11,7 @@ import pulumi_random as random
 from workstack.components._objects import create_object
 from workstack.components.cluster import KubernetesCluster
 from workstack.components.manifests.labels import standard_labels
+from workstack.components.manifests.operators import OPERATOR_SCOPES
 from workstack.components.manifests.rabbitmq import (
     MANAGEMENT_PORT,
     RABBITMQ_OPERATOR_MANIFEST,
@@ -24,6 +25,7 @@ from workstack.components.manifests.rabbitmq import (
     default_user_conf,
     scope_operator_object,
 )
+from workstack.components.manifests.validation import require_choice
 
 __all__ = ["RabbitMq", "RabbitMqArgs", "RabbitMqSettings"]
 
@@ -39,11 +41,18 @@ class RabbitMqArgs:
         settings: Nodes, their resources and disks, the consumer timeout.
         install_operator: Install the pinned RabbitMQ Cluster Operator release. Turn off when
             the cluster already has it (another stack on the same cluster, say).
+        operator_scope: ``namespace``: the operator installed here serves this namespace
+            only; ``cluster``: every namespace, for other stacks on the cluster that do not
+            install operators.
     """
 
     cluster: KubernetesCluster
     settings: RabbitMqSettings = field(default_factory=RabbitMqSettings)
     install_operator: bool = True
+    operator_scope: str = "namespace"
+
+    def __post_init__(self) -> None:
+        require_choice("operator_scope", self.operator_scope, OPERATOR_SCOPES)
 
 
 class RabbitMq(pulumi.ComponentResource):
@@ -90,23 +99,27 @@ class RabbitMq(pulumi.ComponentResource):
         depends: list[pulumi.Resource] = []
         if args.install_operator:
             # The published manifest, changed as it is applied: the operator watches and
-            # holds rights in this namespace only (scope_operator_object says how and why).
+            # holds rights in this namespace only (scope_operator_object says how and why),
+            # or, for a cluster shared with other stacks, in every namespace as released.
+            served = namespace if args.operator_scope == "namespace" else None
+
             def scope(
                 transform: pulumi.ResourceTransformArgs,
             ) -> pulumi.ResourceTransformResult | None:
                 kind = transform.type_.rsplit(":", 1)[-1]
-                props = scope_operator_object(kind, dict(transform.props), namespace)
+                props = scope_operator_object(kind, dict(transform.props), served)
                 if props is None:
                     return None
                 return pulumi.ResourceTransformResult(props=props, opts=transform.opts)
 
-            depends.append(
-                create_object(
-                    f"{name}-operator-rights",
-                    build_operator_role_binding(namespace=namespace, instance=name),
-                    k8s_opts,
+            if served is not None:
+                depends.append(
+                    create_object(
+                        f"{name}-operator-rights",
+                        build_operator_role_binding(namespace=namespace, instance=name),
+                        k8s_opts,
+                    )
                 )
-            )
             depends.append(
                 k8s.yaml.v2.ConfigFile(
                     f"{name}-operator",

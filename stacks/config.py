@@ -33,6 +33,7 @@ from workstack.components import (
     RabbitMqSettings,
     SettingsError,
 )
+from workstack.components.manifests.operators import OPERATOR_SCOPES
 from workstack.components.manifests.settings import (
     Flag,
     Names,
@@ -96,8 +97,13 @@ class StackSettings(Settings):
     install_operators: Flag = setting(True, "installOperators")
     """Install what is cluster-wide: the operators workloads need (RabbitMQ, KEDA, Dask) and
     Argo's CRDs. Turn off when another stack on the same cluster installed them (a minikube
-    preview does): destroying this stack then leaves them in place. The operators watch the
-    namespaces `operatorScope` says (docs/security.md)."""
+    preview does): destroying this stack then leaves them in place. The installing stack's
+    `operatorScope` must then be `cluster` (docs/security.md)."""
+    operator_scope: Annotated[str, OneOf(*OPERATOR_SCOPES)] = setting("namespace", "operatorScope")
+    """Where the operators this stack installs serve: `namespace` (this stack's only; they
+    hold rights there alone) or `cluster` (every namespace, with cluster-wide rights as
+    released), for a cluster whose other stacks set installOperators false, such as minikube
+    with previews."""
     docker_host: OptionalText = setting(None, "dockerHost", unset="")
     """minikube only. Docker engine images are built with (and loaded into), e.g. the ssh://
     address `minikube docker-env --ssh-host` prints. Empty uses DOCKER_HOST or the local one."""

@@ -185,6 +185,7 @@ def deploy_workloads(config: StackConfig, platform: Platform) -> dict[str, Deplo
     root = data_root(platform)
     storage = tuple(platform.storage)
     install_operators = config.stack_settings.install_operators
+    operator_scope = config.stack_settings.operator_scope
     account = platform.identity.service_account
     deployed: dict[str, Deployed] = {}
     for workload in config.of_pattern("job-per-file") + config.of_pattern("command"):
@@ -207,6 +208,7 @@ def deploy_workloads(config: StackConfig, platform: Platform) -> dict[str, Deplo
                 identity=platform.identity,
                 install_operator=install_operators and first_dask is None,
                 operator_here=install_operators,
+                operator_scope=operator_scope,
                 settings=config.dask,
             ),
             after_first,
@@ -232,6 +234,7 @@ def deploy_workloads(config: StackConfig, platform: Platform) -> dict[str, Deplo
                 cluster=platform.cluster,
                 settings=config.rabbitmq,
                 install_operator=install_operators,
+                operator_scope=operator_scope,
             ),
         )
         keda = config.queue.mode == "keda"
@@ -257,7 +260,11 @@ def deploy_workloads(config: StackConfig, platform: Platform) -> dict[str, Deplo
                         storage=storage,
                         identity=platform.identity,
                         install_keda=install_operators and first_queue is None,
-                        keda_namespace=platform.cluster.namespace_name,
+                        # KEDA runs here, or where another stack on the cluster put it.
+                        keda_namespace=platform.cluster.namespace_name
+                        if install_operators
+                        else None,
+                        operator_scope=operator_scope,
                         settings=config.queue,
                     ),
                     after_first,

@@ -432,8 +432,13 @@ def operator_service_account(release: str) -> str:
     return require_dns1123_label("service account", f"{release}-sa")
 
 
-def dask_operator_values(namespace: str, release: str) -> dict[str, Any]:
+def dask_operator_values(
+    namespace: str, release: str, *, all_namespaces: bool = False
+) -> dict[str, Any]:
     """Helm values for an operator that watches, and has rights in, one namespace only.
+
+    With ``all_namespaces`` it watches every namespace (the chart's default
+    ``--all-namespaces``).
 
     The chart's own Role grants ``*`` on pods, services, deployments and events, and no value
     narrows it: the chart creates no RBAC here (``rbac.create: false``) and
@@ -442,7 +447,7 @@ def dask_operator_values(namespace: str, release: str) -> dict[str, Any]:
     return {
         "rbac": {"create": False},
         "serviceAccount": {"create": True, "name": operator_service_account(release)},
-        "kopfArgs": ["--namespace", namespace],
+        "kopfArgs": ["--all-namespaces"] if all_namespaces else ["--namespace", namespace],
         "podSecurityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
         "resources": {
             "requests": {"cpu": "50m", "memory": "128Mi"},
@@ -485,11 +490,54 @@ _OPERATOR_RULES: tuple[dict[str, Any], ...] = (
 )
 
 
-def build_dask_operator_rbac(*, namespace: str, release: str) -> list[dict[str, Any]]:
-    """The operator's Role (explicit verbs, this namespace only) and its RoleBinding."""
+# kopf's own needs when it serves every namespace (the chart's ClusterRole, templates/
+# clusterrole.yaml:7-18 of the packaged chart): its cluster-wide peering object, and the
+# namespaces and CRDs it observes to find what to watch.
+_CLUSTER_FRAMEWORK_RULES: tuple[dict[str, Any], ...] = (
+    {
+        "apiGroups": ["kopf.dev"],
+        "resources": ["clusterkopfpeerings"],
+        "verbs": ["list", "watch", "patch", "get"],
+    },
+    {
+        "apiGroups": ["apiextensions.k8s.io"],
+        "resources": ["customresourcedefinitions"],
+        "verbs": ["list", "watch"],
+    },
+    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
+)
+
+
+def build_dask_operator_rbac(
+    *, namespace: str, release: str, all_namespaces: bool = False
+) -> list[dict[str, Any]]:
+    """The operator's Role (explicit verbs, this namespace only) and its RoleBinding.
+
+    With ``all_namespaces``: a ClusterRole (the same verbs, plus kopf's) and its binding.
+    """
     account = operator_service_account(release)
     labels = standard_labels(name="dask", instance=release, component="dask-operator")
     role = f"{release}-operator"
+    if all_namespaces:
+        return [
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRole",
+                "metadata": {"name": role, "labels": labels},
+                "rules": [dict(rule) for rule in (*_OPERATOR_RULES, *_CLUSTER_FRAMEWORK_RULES)],
+            },
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": role, "labels": labels},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": role,
+                },
+                "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
+            },
+        ]
     return [
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -581,10 +629,19 @@ def _scheduler_ports() -> list[dict[str, Any]]:
     ]
 
 
-def build_dask_operator_policies(*, namespace: str, instance: str) -> list[dict[str, Any]]:
-    """The operator (in this namespace) may call the API server and the clusters' schedulers."""
+def build_dask_operator_policies(
+    *, namespace: str, instance: str, all_namespaces: bool = False
+) -> list[dict[str, Any]]:
+    """The operator (in this namespace) may call the API server and the clusters' schedulers.
+
+    The schedulers of this namespace, or with ``all_namespaces`` of any.
+    """
     pods = {"matchLabels": dict(OPERATOR_PODS)}
-    schedulers = {"podSelector": {"matchLabels": {"dask.org/component": "scheduler"}}}
+    schedulers: dict[str, Any] = {
+        "podSelector": {"matchLabels": {"dask.org/component": "scheduler"}}
+    }
+    if all_namespaces:
+        schedulers["namespaceSelector"] = {}
     return [
         build_api_server_egress(
             name=f"{instance}-api", namespace=namespace, instance=instance, pods=pods

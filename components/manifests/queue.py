@@ -409,13 +409,20 @@ def build_queue_workers(target: QueueTarget, settings: QueueSettings) -> list[di
 
 
 def build_keda_broker_policy(
-    *, name: str, namespace: str, instance: str, broker: str, keda_namespace: str
+    *, name: str, namespace: str, instance: str, broker: str, keda_namespace: str | None
 ) -> dict[str, Any]:
     """Let the KEDA operator through the broker's NetworkPolicy.
 
     The operator opens an AMQP connection to read the queue length. NetworkPolicies add up,
-    so the broker's own policy stays as it is.
+    so the broker's own policy stays as it is. ``keda_namespace`` None admits the operator
+    from any namespace (one another stack installed, wherever it is).
     """
+    keda: dict[str, Any] = {"podSelector": {"matchLabels": dict(KEDA_OPERATOR_LABELS)}}
+    keda["namespaceSelector"] = (
+        {"matchLabels": {"kubernetes.io/metadata.name": keda_namespace}}
+        if keda_namespace is not None
+        else {}
+    )
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -429,14 +436,7 @@ def build_keda_broker_policy(
             "policyTypes": ["Ingress"],
             "ingress": [
                 {
-                    "from": [
-                        {
-                            "namespaceSelector": {
-                                "matchLabels": {"kubernetes.io/metadata.name": keda_namespace}
-                            },
-                            "podSelector": {"matchLabels": dict(KEDA_OPERATOR_LABELS)},
-                        }
-                    ],
+                    "from": [keda],
                     "ports": [{"protocol": "TCP", "port": AMQP_PORT}],
                 }
             ],
@@ -445,9 +445,21 @@ def build_keda_broker_policy(
 
 
 def build_keda_egress_policies(
-    *, namespace: str, instance: str, broker: str
+    *, namespace: str, instance: str, broker: str, all_namespaces: bool = False
 ) -> list[dict[str, Any]]:
-    """KEDA's pods may call the API server, and its operator the broker (AMQP)."""
+    """KEDA's pods may call the API server, and its operator the broker (AMQP).
+
+    This stack's broker, or with ``all_namespaces`` the brokers of every namespace it serves.
+    """
+    brokers: dict[str, Any] = {"podSelector": {"matchLabels": {"app.kubernetes.io/name": broker}}}
+    if all_namespaces:
+        # Other stacks' brokers carry their own names: any RabbitMQ node, in any namespace
+        # (the operator labels every node so: cluster-operator v2.21.1
+        # internal/metadata/label.go:20-22).
+        brokers = {
+            "namespaceSelector": {},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/component": "rabbitmq"}},
+        }
     labels = standard_labels(name="workstack", instance=instance, component="keda")
     return [
         build_api_server_egress(
@@ -469,9 +481,7 @@ def build_keda_egress_policies(
                 "policyTypes": ["Egress"],
                 "egress": [
                     {
-                        "to": [
-                            {"podSelector": {"matchLabels": {"app.kubernetes.io/name": broker}}}
-                        ],
+                        "to": [brokers],
                         "ports": [{"protocol": "TCP", "port": AMQP_PORT}],
                     }
                 ],
@@ -480,10 +490,13 @@ def build_keda_egress_policies(
     ]
 
 
-def keda_values(namespace: str) -> dict[str, Any]:
+def keda_values(namespace: str, *, all_namespaces: bool = False) -> dict[str, Any]:
     """Values of the KEDA chart: one namespace, the narrowest rights the chart offers.
 
-    KEDA watches only the workload namespace, and its pods run under the restricted Pod
+    KEDA watches only the workload namespace (``all_namespaces``: every namespace, through the
+    chart's ClusterRoleBinding, and Secrets everywhere, which TriggerAuthentications in other
+    namespaces name; templates/manager/clusterrolebindings.yaml:2, clusterrole.yaml:50), and
+    its pods run under the restricted Pod
     Security Standard like everything else in it. A ScaledJob is scaled by the operator
     itself: the metrics API server (an APIService, ``system:auth-delegator`` and a RoleBinding
     in kube-system) and the admission webhooks (a cluster-wide ValidatingWebhookConfiguration
@@ -502,10 +515,10 @@ def keda_values(namespace: str) -> dict[str, Any]:
     pod = {"runAsNonRoot": True}
     parts = ("operator", "metricServer", "webhooks")
     return {
-        "watchNamespace": namespace,
+        "watchNamespace": "" if all_namespaces else namespace,
         "podSecurityContext": {part: dict(pod) for part in parts},
         "securityContext": {part: dict(container) for part in parts},
-        "permissions": {"operator": {"restrict": {"secret": True}}},
+        "permissions": {"operator": {"restrict": {"secret": not all_namespaces}}},
         "rbac": {"enabledCustomScaledRefKinds": False},
         "metricsServer": {"enabled": False},
         "webhooks": {"enabled": False},

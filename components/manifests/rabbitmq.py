@@ -229,9 +229,13 @@ def build_broker_network_policy(*, name: str, namespace: str, instance: str) -> 
 
 
 def scope_operator_object(
-    kind: str, props: Mapping[str, Any], namespace: str
+    kind: str, props: Mapping[str, Any], namespace: str | None
 ) -> dict[str, Any] | None:
     """One document of the operator's release manifest, changed to serve one namespace only.
+
+    With ``namespace`` None the operator serves every namespace, as released (its
+    ClusterRoleBinding, no ``OPERATOR_SCOPE_NAMESPACE``): for a cluster whose other stacks
+    use it (``operatorScope: cluster``); only its namespace's Pod Security level is set.
 
     Applied to each object of the manifest as it is registered (a Pulumi transform), so the
     pinned release is used as published:
@@ -256,6 +260,8 @@ def scope_operator_object(
         for mode in ("enforce", "audit", "warn"):
             labels[f"pod-security.kubernetes.io/{mode}"] = "restricted"
         return {**props, "metadata": {**metadata, "labels": labels}}
+    if namespace is None:
+        return None
     if kind == "ClusterRoleBinding" and name == _OPERATOR_BINDING:
         return {**props, "subjects": []}
     if kind == "Deployment" and name == _OPERATOR_DEPLOYMENT:

@@ -62,6 +62,8 @@ COMPANIONS = {
     "storage": ("nfsMode", "nfsSize"),
     "daskMode": ("daskMaxWorkers",),
     "eksVpcId": ("eksSubnetIds",),
+    # Where operators serve matters only to a stack that installs them.
+    "operatorScope": ("installOperators",),
 }
 
 

@@ -131,3 +131,65 @@ def test_the_dask_operator_role_names_its_verbs() -> None:
     resources = {r for rule in role["rules"] for r in rule["resources"]}
     assert "secrets" not in resources
     assert binding["subjects"][0]["name"] == values["serviceAccount"]["name"]
+
+
+# -- operatorScope: cluster (a cluster shared with previews) --------------------------------
+
+
+def test_cluster_scope_keeps_the_rabbitmq_operator_as_released() -> None:
+    deployment = _document("manager.yaml", "Deployment")
+    binding = _document("role_binding.yaml", "ClusterRoleBinding")
+    assert scope_operator_object("Deployment", deployment, None) is None
+    assert scope_operator_object("ClusterRoleBinding", binding, None) is None
+    namespace = _document("namespace.yaml", "Namespace")
+    labelled = scope_operator_object("Namespace", namespace, None)
+    assert labelled is not None, "its namespace still enforces the restricted level"
+
+
+def test_cluster_scope_for_keda_and_the_dask_operator() -> None:
+    keda = keda_values("science", all_namespaces=True)
+    # kedacore/charts@v2.20.1 clusterrolebindings.yaml:2 binds cluster-wide without
+    # watchNamespace; TriggerAuthentications elsewhere name Secrets there (clusterrole.yaml:50).
+    assert keda["watchNamespace"] == ""
+    assert keda["permissions"]["operator"]["restrict"]["secret"] is False
+    values = dask_operator_values("science", "d-operator", all_namespaces=True)
+    assert values["kopfArgs"] == ["--all-namespaces"]
+    role, binding = build_dask_operator_rbac(
+        namespace="science", release="d-operator", all_namespaces=True
+    )
+    assert (role["kind"], binding["kind"]) == ("ClusterRole", "ClusterRoleBinding")
+    namespaced, _ = build_dask_operator_rbac(namespace="science", release="d-operator")
+    assert all(rule in role["rules"] for rule in namespaced["rules"])
+    assert {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]} in role[
+        "rules"
+    ]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "d-operator-sa", "namespace": "science"}
+    ]
+
+
+@pytest.mark.parametrize(("stack", "scope"), [("minikube", "cluster"), ("gke", "namespace")])
+def test_the_stack_files_operator_scope_reaches_every_operator(
+    project: Any, stack: str, scope: str
+) -> None:
+    """minikube is shared with its previews: its operators serve every namespace."""
+    from tests.component.harness import deploy
+    from workstack.render import rendered_objects
+
+    deployment = deploy(project, stack, queueMode="keda", daskMode="operator")
+    objects = rendered_objects(deployment)
+    # The release's own documents are changed by the transform as the engine registers them
+    # (checked above on the release's files); the mocks do not expand a ConfigFile.
+    kinds = {(o["kind"], o["metadata"]["name"]) for o in objects}
+    assert (("RoleBinding", "rabbitmq-operator") in kinds) == (scope == "namespace")
+    assert (("ClusterRole", "dask-bench-operator-operator") in kinds) == (scope == "cluster")
+    charts = {
+        c.inputs["chart"]: c.inputs["values"]
+        for c in deployment.of_type("kubernetes:helm.sh/v4:Chart")
+    }
+    assert (charts["keda"]["watchNamespace"] == "") == (scope == "cluster")
+    assert (charts["dask-kubernetes-operator"]["kopfArgs"] == ["--all-namespaces"]) == (
+        scope == "cluster"
+    )
+    [amqp] = [o for o in objects if o["metadata"]["name"].endswith("-keda-amqp")]
+    assert ("namespaceSelector" in amqp["spec"]["egress"][0]["to"][0]) == (scope == "cluster")

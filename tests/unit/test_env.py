@@ -82,6 +82,28 @@ def test_a_minikube_preview_shares_no_cluster_wide_name_with_its_template(
     assert config["workstack:installOperators"] == "false"
 
 
+def test_a_minikube_preview_needs_operators_that_serve_every_namespace(tmp_path: Path) -> None:
+    """The template's operators must watch the preview's namespace, or its broker never
+    starts: refused, saying which key to set, before anything is created."""
+    root = Path(__file__).resolve().parents[2]
+    (tmp_path / "stacks").mkdir()
+    (tmp_path / "Pulumi.yaml").write_text((root / "Pulumi.yaml").read_text())
+    template = (root / "stacks" / "Pulumi.minikube.yaml").read_text()
+    assert "workstack:operatorScope: cluster" in template
+    (tmp_path / "stacks" / "Pulumi.minikube.yaml").write_text(
+        template.replace("workstack:operatorScope: cluster", "workstack:operatorScope: namespace")
+    )
+    with pytest.raises(EnvError, match="set `workstack:operatorScope: cluster` in stacks/"):
+        preview_config(
+            load_project(tmp_path),
+            "minikube",
+            branch="feat/x",
+            owner="o",
+            now=NOW,
+            ttl=timedelta(hours=1),
+        )
+
+
 def test_a_cloud_preview_leaves_global_names_to_its_own_stack(
     project: PulumiProject,
 ) -> None:

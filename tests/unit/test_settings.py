@@ -21,6 +21,7 @@ PINNED_DEFAULTS = {
     "storage": "nfs",
     "workloads": [],
     "installOperators": True,
+    "operatorScope": "namespace",
     "dockerHost": "",
     "namespace": "workstack",
     "kubeconfig": "",
