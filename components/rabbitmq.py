@@ -59,8 +59,8 @@ class RabbitMq(pulumi.ComponentResource):
     """A RabbitMQ cluster with generated credentials, quorum queues and a NetworkPolicy.
 
     The password is generated (pulumi-random), kept as a Pulumi secret and put in a Kubernetes
-    Secret, ``<name>-broker``, whose ``url`` key workloads read; the operator takes the broker's
-    default user from the same Secret (``secretBackend.externalSecret``), so the password is in
+    Secret, ``<name>-default-user``, whose ``url`` key workloads read; the operator takes the
+    broker's default user from the same Secret (``secretBackend.externalSecret``), so the password is in
     no other object, and guest/guest is never used.
     Quorum is the default queue type. A NetworkPolicy admits AMQP only from pods carrying
     ``client_labels`` (the queue pattern's tasker and workers). The management UI is reached
@@ -134,26 +134,11 @@ class RabbitMq(pulumi.ComponentResource):
         )
 
         self.broker_name = name
-        self.secret_name = f"{name}-broker"
-        create_object(
-            f"{name}-cluster",
-            build_rabbitmq_cluster(
-                name=name,
-                namespace=namespace,
-                instance=name,
-                settings=_with_storage_class(args.settings, cluster.storage_class),
-                credentials_secret=self.secret_name,
-            ),
-            with_operator,
-        )
-        create_object(
-            f"{name}-network-policy",
-            build_broker_network_policy(name=name, namespace=namespace, instance=name),
-            k8s_opts,
-        )
-        for policy in build_broker_egress_policies(name=name, namespace=namespace, instance=name):
-            create_object(f"{policy['metadata']['name']}-policy", policy, k8s_opts)
-
+        # The operator reads the management API's credentials from `<name>-default-user`
+        # whatever secretBackend says (cluster-operator v2.21.1 internal/rabbitmqclient/
+        # client.go:39-47), and with externalSecret it makes no such Secret itself
+        # (internal/resource/rabbitmq_resource_builder.go:89-92): ours has that name.
+        self.secret_name = f"{name}-default-user"
         self.url = pulumi.Output.secret(
             password.result.apply(
                 lambda secret: broker_url(
@@ -161,7 +146,7 @@ class RabbitMq(pulumi.ComponentResource):
                 )
             )
         )
-        create_object(
+        secret = create_object(
             f"{name}-secret",
             {
                 "apiVersion": "v1",
@@ -187,6 +172,27 @@ class RabbitMq(pulumi.ComponentResource):
             },
             k8s_opts,
         )
+        create_object(
+            f"{name}-cluster",
+            build_rabbitmq_cluster(
+                name=name,
+                namespace=namespace,
+                instance=name,
+                settings=_with_storage_class(args.settings, cluster.storage_class),
+                credentials_secret=self.secret_name,
+            ),
+            pulumi.ResourceOptions.merge(
+                with_operator, pulumi.ResourceOptions(depends_on=[secret])
+            ),
+        )
+        create_object(
+            f"{name}-network-policy",
+            build_broker_network_policy(name=name, namespace=namespace, instance=name),
+            k8s_opts,
+        )
+        for policy in build_broker_egress_policies(name=name, namespace=namespace, instance=name):
+            create_object(f"{policy['metadata']['name']}-policy", policy, k8s_opts)
+
         self.client_labels = client_labels(name)
         self.management_command = pulumi.Output.from_input(
             f"kubectl port-forward -n {namespace} svc/{name} {MANAGEMENT_PORT}:{MANAGEMENT_PORT}"

@@ -123,7 +123,7 @@ def test_pods_read_the_broker_url_from_its_secret_and_pass_its_policy() -> None:
         assert admitted.items() <= template.labels.items()
         assert {
             "name": "WORKSTACK_BROKER_URL",
-            "valueFrom": {"secretKeyRef": {"name": "broker-broker", "key": "url"}},
+            "valueFrom": {"secretKeyRef": {"name": "broker-default-user", "key": "url"}},
         } in container(job)["env"]
         assert password not in str(job), "the password is only in the Secret"
         assert restricted_violations(template.spec) == []
@@ -155,7 +155,7 @@ def test_keda_mode_scales_worker_jobs_on_the_task_queue(assert_schema_valid: Any
     }
     assert trigger["authenticationRef"] == {"name": "sims-r1-broker"}
     assert objects["TriggerAuthentication/sims-r1-broker"]["spec"]["secretTargetRef"] == [
-        {"parameter": "host", "name": "broker-broker", "key": "url"}
+        {"parameter": "host", "name": "broker-default-user", "key": "url"}
     ]
     job = scaled["jobTargetRef"]
     assert (job["parallelism"], job["completions"]) == (1, 1)
@@ -248,7 +248,7 @@ def test_builders_golden(golden: Callable[[str, Any], None]) -> None:
         "namespace": "ws",
         "instance": "sims",
         "image": IMAGE,
-        "broker_secret": "broker-broker",
+        "broker_secret": "broker-default-user",
         "broker_labels": {"workstack.dev/broker-client": "broker"},
         "storage_url": "s3://results/sims",
         "tasks_from": "simulations.plan:stages",

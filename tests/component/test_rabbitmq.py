@@ -77,7 +77,14 @@ def test_credentials_are_generated_secret_and_never_guest() -> None:
     assert deployment.outputs["url"] == Secret(data.value["url"])
     [cluster] = [o for o in rendered_objects(deployment) if o["kind"] == "RabbitmqCluster"]
     spec = cluster["spec"]
-    assert spec["secretBackend"] == {"externalSecret": {"name": "broker-broker"}}
+    # `<cluster>-default-user` is where the operator reads the management API's credentials
+    # (cluster-operator v2.21.1 internal/rabbitmqclient/client.go:39-47), whatever the backend.
+    assert spec["secretBackend"] == {"externalSecret": {"name": "broker-default-user"}}
+    [secret] = [r for r in deployment.resources if r.name == "broker-secret"]
+    assert [r.name for r in deployment.resources if r.waits_for("broker-secret")] == [
+        "broker-cluster"
+    ], "the broker's pods mount the Secret: it exists first"
+    assert secret.inputs["metadata"]["name"] == f"{cluster['metadata']['name']}-default-user"
     assert "default_pass" not in str(spec), "the password lives only in the Secret"
     assert "default_queue_type = quorum" in spec["rabbitmq"]["additionalConfig"]
 
@@ -147,7 +154,7 @@ def test_builders_golden(golden: Callable[[str, Any], None]) -> None:
             build_rabbitmq_cluster(
                 **names,
                 settings=RabbitMqSettings(replicas=3),
-                credentials_secret="broker-broker",
+                credentials_secret="broker-default-user",
             ),
             build_broker_network_policy(**names),
         ],

@@ -167,7 +167,7 @@ def test_queue_workers_get_the_stacks_broker_and_storage(project: PulumiProject)
     [container] = workers["template"]["spec"]["containers"]
     assert container["args"][4:6] == ["--storage", "/data/simulations"]
     assert container["env"][-1]["valueFrom"]["secretKeyRef"] == {
-        "name": "rabbitmq-broker",
+        "name": "rabbitmq-default-user",
         "key": "url",
     }
     tasker = objects["simulations-r1-tasker"]["spec"]["template"]["spec"]["containers"][0]

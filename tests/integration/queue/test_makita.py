@@ -93,7 +93,7 @@ def test_the_rendered_tasker_and_worker_jobs_run_it_with_a_read_only_app(
         namespace="workstack",
         instance="asreview-makita",
         image="registry.example/asreview-makita:1",
-        broker_secret="rabbitmq-broker",
+        broker_secret="rabbitmq-default-user",
         storage_url=str(storage),
         tasks_from="makita_flow.plan:stages",
         queue="asreview-makita",
