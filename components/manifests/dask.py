@@ -372,7 +372,11 @@ def build_plain_dask(target: DaskTarget, settings: DaskSettings) -> list[dict[st
             "namespace": target.namespace,
             "labels": labels("scheduler"),
         },
-        "spec": _service_spec(selector("scheduler")),
+        # The operator's labels too: the EKS VPC CNI admits traffic to a Service's ClusterIP
+        # only when the policy's pod selector matches the Service's own selector
+        # (aws/amazon-network-policy-controller-k8s pkg/resolvers/endpoints.go:451-513),
+        # and the policies name the pods by those labels.
+        "spec": _service_spec({**selector("scheduler"), **_pod_selector(target.name, "scheduler")}),
     }
     address = scheduler_address(target.name, target.namespace, tls=_tls(target, settings))
     return [

@@ -341,3 +341,50 @@ def test_a_second_cluster_admits_the_operator_the_first_installed_from_here_only
     operator = {"app.kubernetes.io/name": "dask-kubernetes-operator"}
     assert reaches(objects, Pod("science", operator), scheduler, 8787)
     assert not reaches(objects, Pod("elsewhere", operator), scheduler, 8787)
+
+
+def _selects(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
+@pytest.mark.parametrize("stack", [*STACKS, "gke-operators", *(f"offdefaults-{c}" for c in STACKS)])
+def test_services_reached_by_an_egress_rule_carry_its_pod_selector(stack: str) -> None:
+    """EKS's policy agent checks egress before kube-proxy rewrites a Service's ClusterIP, and
+    its controller adds the ClusterIP to a rule only when the rule's pod selector matches the
+    Service's own selector (aws/amazon-network-policy-controller-k8s pkg/resolvers/
+    endpoints.go:451-513). Otherwise a client reaching the Service by name is dropped on EKS
+    though the pods it talks to are admitted (as Dask's plain-mode scheduler once was)."""
+    from workstack.policy import pod_templates
+
+    objects = render(stack)
+    pods = [
+        (obj["metadata"].get("namespace"), template.labels)
+        for obj in objects
+        for template in pod_templates(obj)
+    ]
+    services = [o for o in objects if o["kind"] == "Service" and o["spec"].get("selector")]
+    problems = []
+    for policy in (o for o in objects if o["kind"] == "NetworkPolicy"):
+        namespace = policy["metadata"]["namespace"]
+        for rule in policy["spec"].get("egress") or []:
+            for peer in rule.get("to") or []:
+                selector = (peer.get("podSelector") or {}).get("matchLabels")
+                if not selector or "namespaceSelector" in peer:
+                    continue  # a namespace-wide or cross-namespace peer: checked elsewhere
+                for service in services:
+                    if service["metadata"].get("namespace") != namespace:
+                        continue
+                    backing = [
+                        labels
+                        for pod_namespace, labels in pods
+                        if pod_namespace == namespace
+                        and _selects(service["spec"]["selector"], labels)
+                    ]
+                    admitted = [labels for labels in backing if _selects(selector, labels)]
+                    if admitted and not _selects(selector, service["spec"]["selector"]):
+                        problems.append(
+                            f"{policy['metadata']['name']} -> Service "
+                            f"{service['metadata']['name']}: {selector} is not within "
+                            f"{service['spec']['selector']}"
+                        )
+    assert problems == []
