@@ -60,8 +60,8 @@ class RabbitMq(pulumi.ComponentResource):
 
     The password is generated (pulumi-random), kept as a Pulumi secret and put in a Kubernetes
     Secret, ``<name>-default-user``, whose ``url`` key workloads read; the operator takes the
-    broker's default user from the same Secret (``secretBackend.externalSecret``), so the password is in
-    no other object, and guest/guest is never used.
+    broker's default user from the same Secret (``secretBackend.externalSecret``), so the
+    password is in no other object, and guest/guest is never used.
     Quorum is the default queue type. A NetworkPolicy admits AMQP only from pods carrying
     ``client_labels`` (the queue pattern's tasker and workers). The management UI is reached
     with ``management_command`` (a port-forward).
