@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from workstack.schemas import CRD_DIRS_ENV
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,10 +20,12 @@ SHARED_CRDS = ROOT.parent / "shared" / "crds"
 
 
 def workstack(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``workstack`` as a user would: without the CRD folders tests/conftest.py adds."""
+    env = {name: value for name, value in os.environ.items() if name != CRD_DIRS_ENV}
     return subprocess.run(
         [WORKSTACK, *args],
         cwd=cwd,
-        env={**os.environ, "COLUMNS": "100"},
+        env={**env, "COLUMNS": "100"},
         capture_output=True,
         text=True,
         timeout=300,

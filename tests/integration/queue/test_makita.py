@@ -82,13 +82,17 @@ def test_the_rendered_tasker_and_worker_jobs_run_it_with_a_read_only_app(
 ) -> None:
     """The container commands the stack renders for the example, run here as its pods would:
     the workload folder read-only (as /app is), the storage a writable folder (the NFS mount)."""
-    from workstack.components.manifests.queue import QueueWorkersSpec, build_queue_workers
+    from workstack.components.manifests.queue import (
+        QueueSettings,
+        QueueTarget,
+        build_queue_workers,
+    )
     from workstack.policy import pod_templates
 
     app = tmp_path / "app"
     shutil.copytree(EXAMPLE, app, ignore=shutil.ignore_patterns("__pycache__"))
     storage = tmp_path / "data" / "asreview-makita"
-    spec = QueueWorkersSpec(
+    target = QueueTarget(
         name="asreview-makita",
         namespace="workstack",
         instance="asreview-makita",
@@ -97,9 +101,9 @@ def test_the_rendered_tasker_and_worker_jobs_run_it_with_a_read_only_app(
         storage_url=str(storage),
         tasks_from="makita_flow.plan:stages",
         queue="asreview-makita",
-        workers=2,
     )
-    jobs = {obj["metadata"]["name"]: obj for obj in build_queue_workers(spec)}
+    settings = QueueSettings(workers=2)
+    jobs = {obj["metadata"]["name"]: obj for obj in build_queue_workers(target, settings)}
 
     def argv(job: str) -> list[str]:
         [template] = pod_templates(jobs[job])
