@@ -11,13 +11,16 @@ import shutil
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
 from workstack.options import BackendOption, ProjectOption, StackOption
 from workstack.runs.errors import EXIT_FAILED, EXIT_USAGE, RunsError, UsageError
 from workstack.sdk.cli import data_app
+
+if TYPE_CHECKING:
+    from workstack.runs.status import LogTail
 
 __all__ = ["EXIT_RUNNING", "EXIT_STUCK", "register"]
 
@@ -475,10 +478,10 @@ def _submit_local(workload: str, options: Any, project_dir: Path) -> None:
     )
 
 
-def _tail(kube: Any) -> Callable[[str, bool], list[str]]:
-    def tail(pod: str, previous: bool) -> list[str]:
+def _tail(kube: Any) -> LogTail:
+    def tail(pod: str, container: str | None, previous: bool) -> list[str]:
         try:
-            return list(kube.logs(pod, tail_lines=20, previous=previous))
+            return list(kube.logs(pod, container=container, tail_lines=20, previous=previous))
         except RunsError:
             return []
 

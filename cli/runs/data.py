@@ -20,7 +20,7 @@ from workstack.components.manifests.labels import standard_labels
 from workstack.components.manifests.pods import ContainerSpec, PodStorage, Resources, build_pod_spec
 from workstack.runs.errors import RunsError, UsageError
 from workstack.runs.kube import ExecChannel, Kube
-from workstack.runs.status import pod_problems
+from workstack.runs.status import no_logs, pod_problems
 from workstack.runs.transfer import BucketFolder, NfsFolder, RemoteFolder
 from workstack.sdk.env import NFS_MOUNT_PATH
 
@@ -107,17 +107,13 @@ def _wait_running(kube: Kube, contract: StackContract, name: str, timeout: float
         elapsed = time.monotonic() - started
         events = kube.list("Event", field_selector=f"involvedObject.name={name}")
         claims = kube.list("PersistentVolumeClaim")
-        problems = pod_problems(pod, events, claims, contract, _no_logs)
+        problems = pod_problems(pod, events, claims, contract, no_logs)
         if phase in ("Failed", "Succeeded") or (problems and elapsed > grace):
             detail = "; ".join(" ".join(p.lines()) for p in problems) or f"it is {phase}"
             raise RunsError(f"the transfer pod {name} cannot start: {detail}")
         if elapsed > timeout:
             raise RunsError(f"the transfer pod {name} did not start within {timeout:g} s ({phase})")
         time.sleep(0.5)
-
-
-def _no_logs(_pod: str, _previous: bool) -> list[str]:
-    return []
 
 
 @contextlib.contextmanager

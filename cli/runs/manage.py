@@ -19,7 +19,7 @@ from typing import Any
 from workstack.components.manifests.labels import RUN_LABEL
 from workstack.runs.errors import RunsError, UsageError
 from workstack.runs.kube import Kube
-from workstack.runs.status import COMPONENT, INDEX_LABEL, WORKFLOW_LABEL
+from workstack.runs.status import COMPONENT, INDEX_LABEL, WORKFLOW_LABEL, log_container
 from workstack.sdk.env import STORAGE_URL
 
 __all__ = ["cancel_run", "log_lines", "queue_errors_hint", "select_pods"]
@@ -93,14 +93,17 @@ def log_lines(
     prefix = len(pods) > 1
     if not follow:
         for pod in pods:
-            for line in kube.logs(_name(pod), tail_lines=tail):
+            for line in kube.logs(_name(pod), container=log_container(pod), tail_lines=tail):
                 yield f"[{_name(pod)}] {line}" if prefix else line
         return
     lines: queue.Queue[str | BaseException | None] = queue.Queue()
 
     def read(pod: dict[str, Any]) -> None:
         try:
-            for line in kube.logs(_name(pod), follow=True, tail_lines=tail):
+            lines_of = kube.logs(
+                _name(pod), container=log_container(pod), follow=True, tail_lines=tail
+            )
+            for line in lines_of:
                 lines.put(f"[{_name(pod)}] {line}" if prefix else line)
         except BaseException as error:  # handed to the reading thread
             lines.put(error)

@@ -24,11 +24,14 @@ from workstack.runs.kube import Kube
 from workstack.sdk.commands import EXIT_BAD_INPUT
 
 __all__ = [
+    "LogTail",
     "Problem",
     "RunObjects",
     "RunStatus",
     "collect",
     "list_runs",
+    "log_container",
+    "no_logs",
     "parse_indexes",
     "pod_problems",
     "summarize",
@@ -37,8 +40,35 @@ __all__ = [
 COMPONENT = "app.kubernetes.io/component"
 INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
 WORKFLOW_LABEL = "workflows.argoproj.io/workflow"
-LogTail = Callable[[str, bool], list[str]]
-"""Last log lines of a pod: (pod name, of the previous container) -> lines."""
+LogTail = Callable[[str, str | None, bool], list[str]]
+"""Last log lines of a pod: (pod name, container or None for its only one, of the previous
+container) -> lines."""
+
+DEFAULT_CONTAINER = "kubectl.kubernetes.io/default-container"
+"""The annotation naming a pod's main container; Argo sets it to ``main`` on step pods
+(workflow/controller/workflowpod.go). The API server ignores it: the log request must name
+the container of a pod that has several, or it is refused (400)."""
+
+
+def no_logs(_pod: str, _container: str | None, _previous: bool) -> list[str]:
+    """A :data:`LogTail` that reads nothing (where the log would cost a request per pod)."""
+    return []
+
+
+def log_container(pod: dict[str, Any]) -> str | None:
+    """The container whose log ``workstack logs`` shows.
+
+    The pod's default container, its only one (None: the API server picks it), ``main`` (an
+    Argo step's work), else the first.
+    """
+    annotated = (pod.get("metadata", {}).get("annotations") or {}).get(DEFAULT_CONTAINER)
+    if annotated:
+        return str(annotated)
+    names = [c["name"] for c in pod.get("spec", {}).get("containers", [])]
+    if len(names) <= 1:
+        return None
+    return "main" if "main" in names else names[0]
+
 
 # Stack keys of each component's requests, and the run option that overrides them.
 _RESOURCE_KEYS = {
@@ -198,7 +228,7 @@ def summarize(
 ) -> RunStatus:
     """The run's state, progress and problems, from its objects alone (plus pod log tails)."""
     status = RunStatus(run_id=objects.run_id)
-    tail = logs or (lambda _pod, _previous: [])
+    tail = logs or no_logs
     if objects.workflows:
         _pipeline(status, objects.workflows[0])
     elif objects.jobs:
@@ -298,7 +328,7 @@ _FINAL = re.compile(r"run \S+ (succeeded|failed): (\d+) done, (\d+) failed")
 
 def _queue_progress(status: RunStatus, objects: RunObjects, tail: LogTail) -> None:
     taskers = [p for p in objects.pods if _labels(p).get(COMPONENT) == "queue-tasker"]
-    lines = tail(_name(taskers[-1]), False) if taskers else []
+    lines = tail(_name(taskers[-1]), log_container(taskers[-1]), False) if taskers else []
     final = [m for m in map(_FINAL.search, lines) if m]
     stages = [m for m in map(_STAGE.search, lines) if m]
     if final:
@@ -326,7 +356,7 @@ def _queue_progress(status: RunStatus, objects: RunObjects, tail: LogTail) -> No
 
 def _last_line_progress(status: RunStatus, objects: RunObjects, tail: LogTail, who: str) -> None:
     if objects.pods:
-        lines = tail(_name(objects.pods[-1]), False)
+        lines = tail(_name(objects.pods[-1]), log_container(objects.pods[-1]), False)
         if lines:
             status.progress.append(f"{who}: {lines[-1]}")
 
@@ -515,7 +545,7 @@ def _container_problems(
                 subject,
                 f"crash loop: restarted {container.get('restartCount', 0)} times",
                 "see the last log lines",
-                tuple(logs(name, True)[-10:]),
+                tuple(logs(name, container.get("name"), True)[-10:]),
             )
         ]
     terminated = state.get("terminated") or container.get("lastState", {}).get("terminated")
@@ -541,7 +571,7 @@ def _container_problems(
                 subject,
                 "exit 65: an input file is malformed (bad input; not retried)",
                 "fix or remove the file the log names, then submit again",
-                tuple(logs(name, False)[-5:]),
+                tuple(logs(name, container.get("name"), False)[-5:]),
             )
         ]
     return [
@@ -549,7 +579,7 @@ def _container_problems(
             subject,
             f"failed with exit {code} ({terminated.get('reason', 'Error')})",
             "see the last log lines",
-            tuple(logs(name, False)[-10:]),
+            tuple(logs(name, container.get("name"), False)[-10:]),
         )
     ]
 
@@ -574,7 +604,7 @@ def list_runs(kube: Kube) -> list[dict[str, str]]:
         if objects.workflows:
             _pipeline(status, objects.workflows[0])
         else:
-            _jobs(status, objects, lambda _pod, _previous: [])
+            _jobs(status, objects, no_logs)
         first = (objects.workflows or objects.jobs)[0]
         name = _name(first).rsplit("-tasker", 1)[0].rsplit("-workers", 1)[0]
         rows.append(

@@ -33,7 +33,7 @@ from workstack.components.manifests.validation import SpecError, parse_quantity
 from workstack.runs.data import relative_to_root, storage_root
 from workstack.runs.errors import ConflictError, RunsError, UsageError
 from workstack.runs.kube import Kube
-from workstack.runs.status import RunStatus, collect, summarize
+from workstack.runs.status import LogTail, RunStatus, collect, summarize
 from workstack.runs.transfer import Progress, RemoteFolder, local_entries
 
 __all__ = [
@@ -554,7 +554,7 @@ def follow(
     run_id: str,
     *,
     on_status: Callable[[RunStatus], None],
-    logs: Callable[[str, bool], list[str]] | None = None,
+    logs: LogTail | None = None,
     watch_seconds: int = 30,
     give_up_stuck_after: float | None = None,
 ) -> RunStatus:

@@ -187,7 +187,8 @@ def build_argo_workflow(spec: ArgoExportSpec) -> dict[str, Any]:
         executor=models.ExecutorConfig(service_account_name=spec.service_account),
         security_context=models.PodSecurityContext.model_validate(pod_security_context()),
         volumes=[models.Volume.model_validate(opaque.hide(volume)) for volume in pod["volumes"]],
-        pod_gc=models.PodGC(strategy="OnPodSuccess"),
+        # No podGC: step pods stay (for `workstack logs`) until the TTL deletes the Workflow,
+        # which owns them, as finished Jobs keep theirs until jobTtlSeconds.
         ttl_strategy=models.TTLStrategy(seconds_after_completion=spec.ttl_seconds_after_finished),
         templates=[
             models.Template(name="pipeline", dag=dag),

@@ -116,6 +116,14 @@ def test_only_argos_executor_gets_an_api_token() -> None:
     assert spec["executor"] == {"serviceAccountName": "argo-workflow"}
 
 
+def test_step_pods_stay_until_the_workflow_ttl_for_their_logs() -> None:
+    """``workstack logs`` reads a finished step's log from its pod: no podGC deletes it first;
+    the TTL deletes the Workflow and, by owner reference, its pods."""
+    spec = exported()["spec"]
+    assert "podGC" not in spec
+    assert spec["ttlStrategy"]["secondsAfterCompletion"] > 0
+
+
 def test_the_executor_token_secret_is_made_after_its_service_account(
     assert_schema_valid: Any,
 ) -> None:

@@ -6,7 +6,8 @@ and delete. It does not filter by label selector, run pods, serve logs or exec, 
 
 - label selectors (``a=b``, ``a``) on lists and watches, and ``fieldSelector`` on events;
 - a kubelet: a pod created is Running shortly after (``pod_status`` changes what it becomes);
-- pod logs, plain, ``tailLines`` and ``follow`` (streamed lines, ended when the container is);
+- pod logs, plain, ``tailLines`` and ``follow`` (streamed lines, ended when the container is),
+  refused without ``container`` for a pod of several containers, as the API server does;
 - exec over a websocket speaking ``v5.channel.k8s.io`` (and ``v4``): channel 0 stdin, 1 stdout,
   2 stderr, 3 the Status with the exit code, 255 close; the command runs as a local process
   with the pod's ``/data`` mapped to a local folder (the NFS mount), which kmock cannot do.
@@ -194,6 +195,23 @@ class _Handler(kmock.KubernetesEmulator):  # type: ignore[misc]
         lines = self.cluster.logs.get(name)
         if lines is None:
             return _status(404, "NotFound", f'pods "{name}" not found')
+        # The API server picks the container only when the pod has one (it ignores kubectl's
+        # default-container annotation): pkg/registry/core/pod/strategy.go, LogLocation.
+        pods = [
+            obj.raw
+            for (resource, _, stored), obj in self.objects.items()
+            if resource.plural == "pods" and stored == name and not obj.deleted
+        ]
+        containers = [c["name"] for p in pods for c in p.get("spec", {}).get("containers", [])]
+        chosen = raw.query.get("container")
+        if chosen is None and len(containers) > 1:
+            message = (
+                f"a container name must be specified for pod {name}, "
+                f"choose one of: [{' '.join(containers)}]"
+            )
+            return _status(400, "BadRequest", message)
+        if chosen is not None and containers and chosen not in containers:
+            return _status(400, "BadRequest", f"container {chosen} is not valid for pod {name}")
         tail = raw.query.get("tailLines")
         if tail is not None:
             lines = lines[-int(tail) :] if int(tail) else []

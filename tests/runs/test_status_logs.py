@@ -409,3 +409,58 @@ def test_submit_watch_follows_the_watch_stream_until_the_job_completes(
     watches = [r for r in api.requests("GET", "/jobs") if r.params.get("watch") == "true"]
     assert watches
     assert all(r.params["labelSelector"] == "workstack.dev/run=r1" for r in watches)
+
+
+def step_pod(name: str, workflow: str, main: dict[str, Any]) -> dict[str, Any]:
+    """An Argo step pod as the v4 controller makes it: ``wait`` and ``main`` containers, and
+    the default-container annotation (workflow/controller/workflowpod.go)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": "workstack",
+            "labels": {"workflows.argoproj.io/workflow": workflow},
+            "annotations": {"kubectl.kubernetes.io/default-container": "main"},
+            "creationTimestamp": "2026-11-30T10:01:00Z",
+        },
+        "spec": {
+            "containers": [
+                {"name": "wait", "image": "quay.io/argoproj/argoexec:v4.1.0"},
+                {"name": "main", "image": "workstack/ml-basic:abc"},
+            ]
+        },
+        "status": {
+            "phase": "Failed",
+            "containerStatuses": [
+                {"name": "wait", "state": {"terminated": {"exitCode": 0}}},
+                {"name": "main", "image": "workstack/ml-basic:abc", "state": main},
+            ],
+        },
+    }
+
+
+def test_logs_and_status_of_a_pipeline_step_name_its_main_container(
+    outputs_file: Path, kubeconfig: Path, api: ApiServer
+) -> None:
+    """A step pod has two containers: the API server refuses a log request that names none."""
+    api.put(
+        {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Workflow",
+            "metadata": meta("ml-basic-r1", **{"app.kubernetes.io/component": "pipeline"}),
+            "status": {
+                "phase": "Failed",
+                "nodes": {"n1": {"type": "Pod", "displayName": "fit", "phase": "Failed"}},
+            },
+        }
+    )
+    api.put(
+        step_pod("ml-basic-r1-fit-1", "ml-basic-r1", terminated(1)["containerStatuses"][0]["state"])
+    )
+    api.cluster.logs["ml-basic-r1-fit-1"] = ["fitting", "ValueError: no rows"]
+    logs = cli(outputs_file, kubeconfig, "logs", "r1")
+    assert logs.exit_code == 0, logs.output
+    assert logs.stdout.splitlines() == ["fitting", "ValueError: no rows"]
+    status = cli(outputs_file, kubeconfig, "status", "r1")
+    assert "ValueError: no rows" in status.stdout, status.output
