@@ -317,6 +317,16 @@ def provider_keys(namespace: str) -> frozenset[str]:
         return frozenset(re.findall(r"__config__\.get\w*\('([A-Za-z0-9]+)'", source.read()))
 
 
+RETIRED_KEYS = {
+    "queueConsumerTimeout": (
+        "removed: RabbitMQ 4.2 ignores a per-consumer ack timeout on quorum queues "
+        "(sdk/queue/broker.py, QUORUM_CONSUMER_ARGUMENTS); set "
+        f"{PROJECT}:rabbitmqConsumerTimeoutMinutes above the longest task instead"
+    ),
+}
+"""Keys workstack once read, and what to set now: named, not just unknown."""
+
+
 def _suggest(namespace: str, name: str, choices: Iterable[str]) -> str:
     """``did you mean <namespace>:<closest>? `` when a known key is close (by name alone)."""
     close = difflib.get_close_matches(name, sorted(choices), n=1, cutoff=0.75)
@@ -333,7 +343,9 @@ def _unknown_keys(values: Mapping[str, str]) -> list[Problem]:
     problems = []
     for key in sorted(values):
         namespace, _, name = key.partition(":")
-        if namespace == PROJECT and name not in known:
+        if namespace == PROJECT and name in RETIRED_KEYS:
+            problems.append(Problem(key, values[key], RETIRED_KEYS[name]))
+        elif namespace == PROJECT and name not in known:
             hint = _suggest(PROJECT, name, known)
             problems.append(
                 Problem(key, values[key], f"unknown key; {hint}known: " + ", ".join(sorted(known)))

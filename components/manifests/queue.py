@@ -93,11 +93,6 @@ class QueueSettings(Settings):
     grace: Annotated[int, Between(0, 3600)] = setting(20, "queueGrace")
     """queue-workers. On SIGTERM, seconds the task in hand gets to finish before it is
     requeued."""
-    consumer_timeout: Annotated[int | None, Between(1, optional=True)] = setting(
-        None, "queueConsumerTimeout", unset=0
-    )
-    """queue-workers. Seconds the broker waits for a task's ack (RabbitMQ 3.12+); set it
-    above the longest task. 0: the broker's setting."""
     worker_resources: Resources = setting(Resources(), "queueWorker")
     """queue-workers. Each worker pod's CPU and memory."""
     tasker_resources: Resources = setting(
@@ -218,8 +213,6 @@ def worker_args(target: QueueTarget, settings: QueueSettings) -> list[str]:
     args += ["--max-attempts", str(settings.max_attempts)]
     args += ["--idle-timeout", str(settings.worker_idle_timeout)]
     args += ["--grace", str(settings.grace)]
-    if settings.consumer_timeout is not None:
-        args += ["--consumer-timeout", str(settings.consumer_timeout)]
     return args
 
 

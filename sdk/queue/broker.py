@@ -110,6 +110,34 @@ class Backoff:
         self._attempt = 0
 
 
+QUORUM_QUEUE_ARGUMENTS = frozenset(
+    {
+        "x-dead-letter-exchange",
+        "x-dead-letter-routing-key",
+        "x-dead-letter-strategy",
+        "x-expires",
+        "x-max-length",
+        "x-max-length-bytes",
+        "x-max-in-memory-length",
+        "x-max-in-memory-bytes",
+        "x-overflow",
+        "x-single-active-consumer",
+        "x-queue-type",
+        "x-quorum-initial-group-size",
+        "x-delivery-limit",
+        "x-message-ttl",
+        "x-queue-leader-locator",
+    }
+)
+"""Queue arguments a quorum queue takes (rabbitmq-server v4.2.6, the image the stacks run:
+deps/rabbit/src/rabbit_quorum_queue.erl:529-535, ``capabilities()``)."""
+
+QUORUM_CONSUMER_ARGUMENTS = frozenset({"x-priority"})
+"""Consumer arguments a quorum queue takes (the same file, line 536). The ack timeout is not
+one: rabbit_channel.erl (v4.2.6:2822-2833) reads it from the queue's ``consumer-timeout``
+policy or argument, else the broker's ``consumer_timeout`` (rabbitmqConsumerTimeoutMinutes)."""
+
+
 def topology_arguments(names: QueueNames, max_attempts: int) -> dict[str, dict[str, Any]]:
     """Arguments of each queue of the set, by queue name."""
     quorum = {"x-queue-type": "quorum"}

@@ -287,14 +287,6 @@ def worker(
         float,
         typer.Option(help="On SIGTERM, seconds the tasks in hand get before being requeued."),
     ] = 20.0,
-    consumer_timeout: Annotated[
-        float | None,
-        typer.Option(
-            help="Seconds the broker waits for an ack (x-consumer-timeout, RabbitMQ 3.12+); "
-            "set it above the longest task.",
-            show_default=False,
-        ),
-    ] = None,
     heartbeat: _HeartbeatOption = 30,
     reconnect_max_delay: _ReconnectOption = 30.0,
     give_up_after: _GiveUpOption = 600.0,
@@ -328,7 +320,6 @@ def worker(
             max_attempts=max_attempts,
             idle_timeout=idle_timeout or None,
             grace=grace,
-            consumer_timeout=consumer_timeout,
             heartbeat=heartbeat,
             reconnect_max_delay=reconnect_max_delay,
             give_up_after=give_up_after,

@@ -311,10 +311,6 @@ class WorkerSpec(QueueSpec):
         idle_timeout: Exit 0 after this many seconds without a message; ``None`` waits for a
             stop message however long it takes.
         grace: On SIGTERM, seconds the tasks in hand get to finish before they are requeued.
-        consumer_timeout: Seconds the broker waits for a task's acknowledgement before it
-            closes the channel and requeues the task (``x-consumer-timeout``, RabbitMQ 3.12+;
-            older brokers use their ``consumer_timeout`` setting). Set it above the longest
-            task. ``None`` keeps the broker's setting (30 minutes by default).
         notify_interval: Completion notes are sent in batches at most this many seconds
             after a task finished.
         worker_id: Name in logs and result records; defaults to ``<hostname>-<pid>``.
@@ -324,7 +320,6 @@ class WorkerSpec(QueueSpec):
     concurrency: int = 1
     idle_timeout: float | None = 900.0
     grace: float = 20.0
-    consumer_timeout: float | None = None
     notify_interval: float = 0.05
     worker_id: str | None = None
 
@@ -340,8 +335,6 @@ class WorkerSpec(QueueSpec):
             _check_positive("idle_timeout", self.idle_timeout)
         if not isinstance(self.grace, int | float) or self.grace < 0:
             raise _invalid("grace", self.grace, "expected seconds, 0 or more")
-        if self.consumer_timeout is not None:
-            _check_positive("consumer_timeout", self.consumer_timeout)
         _check_positive("notify_interval", self.notify_interval)
         if self.worker_id is not None and not re.match(r"^[\w.-]{1,100}$", self.worker_id):
             raise _invalid(

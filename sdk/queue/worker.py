@@ -572,12 +572,9 @@ class Worker:
             or self._orphans()
         ):
             return
-        arguments = {}
-        if self.spec.consumer_timeout is not None:
-            arguments["x-consumer-timeout"] = int(self.spec.consumer_timeout * 1000)
-        self._consumer_tag = self._channel.basic_consume(
-            self._names.tasks, self._on_message, arguments=arguments
-        )
+        # No consumer arguments: a quorum queue takes only x-priority (broker.py,
+        # QUORUM_CONSUMER_ARGUMENTS); the ack timeout is the broker's setting.
+        self._consumer_tag = self._channel.basic_consume(self._names.tasks, self._on_message)
         self._last_activity = time.monotonic()
 
     def _on_channel_closed(self, channel: Any, reason: BaseException) -> None:

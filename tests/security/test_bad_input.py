@@ -270,6 +270,13 @@ CASES = [
         "refused, no suggestion",
     ),
     Case(
+        "a key workstack no longer reads (queueConsumerTimeout)",
+        "stack file",
+        _render("minikube", _add("workstack:queueConsumerTimeout: 7200")),
+        ("workstack:queueConsumerTimeout", "'7200'", "rabbitmqConsumerTimeoutMinutes"),
+        "accepted (the worker's consumer argument, ignored by RabbitMQ 4.2)",
+    ),
+    Case(
         "a key given twice",
         "stack file",
         _render("gke", _add("workstack:nodeMax: 3", "workstack:nodeMax: 5")),

@@ -138,3 +138,13 @@ def test_tasker_option_errors(tmp_path: Path, options: list[str], message: str) 
     )  # fmt: skip
     assert code == 2, output
     assert message in output
+
+
+def test_no_worker_option_sets_an_ack_timeout_rabbitmq_would_ignore(tmp_path: Path) -> None:
+    """RabbitMQ 4.2 ignores a per-consumer x-consumer-timeout on quorum queues (broker.py,
+    QUORUM_CONSUMER_ARGUMENTS): the ack timeout is rabbitmqConsumerTimeoutMinutes alone."""
+    code, output = _invoke(
+        "queue", "worker", "--storage", str(tmp_path), "--consumer-timeout", "60"
+    )
+    assert code == 2
+    assert "No such option: --consumer-timeout" in output

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from workstack.sdk.queue import QueueError, QueueNames, TaskerSpec, WorkerSpec, redact_url
-from workstack.sdk.queue.broker import Backoff, topology_arguments
+from workstack.sdk.queue.broker import QUORUM_QUEUE_ARGUMENTS, Backoff, topology_arguments
 from workstack.sdk.queue.config import DEFAULT_BROKER_URL, resolve_broker_url
 
 
@@ -44,7 +44,6 @@ def test_defaults_are_pinned() -> None:
         "concurrency": 1,
         "idle_timeout": 900.0,
         "grace": 20.0,
-        "consumer_timeout": None,
         "notify_interval": 0.05,
         "worker_id": None,
     }
@@ -67,7 +66,6 @@ def test_defaults_are_pinned() -> None:
         ("prefetch", 0, "integer from 1 to 65535"),
         ("idle_timeout", 0, "above 0"),
         ("grace", -1, "0 or more"),
-        ("consumer_timeout", 0, "above 0"),
         ("worker_id", "a b", "letters, digits"),
     ],
 )
@@ -159,3 +157,9 @@ def test_backoff_grows_is_capped_jittered_and_resets() -> None:
     assert len(set(delays)) == len(delays)  # jittered
     backoff.reset()
     assert backoff.next_delay() <= 0.5
+
+
+def test_every_queue_argument_is_one_the_pinned_rabbitmq_takes() -> None:
+    """A quorum queue refuses or ignores what is not in its capabilities (facts in broker.py)."""
+    for arguments in topology_arguments(QueueNames("sims"), max_attempts=3).values():
+        assert set(arguments) <= QUORUM_QUEUE_ARGUMENTS

@@ -64,7 +64,6 @@ PINNED_DEFAULTS = {
     "queueMaxAttempts": 3,
     "queueIdleTimeout": 0,
     "queueGrace": 20,
-    "queueConsumerTimeout": 0,
     "queueWorkerCpu": "500m",
     "queueWorkerMemory": "1Gi",
     "queueWorkerCpuLimit": "1",
