@@ -1045,6 +1045,16 @@ SYSTEM_PODS: tuple[SystemPod, ...] = (
     SystemPod("kube-scheduler", "minikube", False, 100, 0, f"{_KUBEADM}: ComponentResources(100m)"),
     SystemPod("etcd", "minikube", False, 100, 100, f"{_KUBEADM}: etcd static pod requests"),
     SystemPod("coredns", "minikube", False, 100, 70, f"{_KUBEADM}: CoreDNS Deployment requests"),
+    # The CNI the docs ask for to enforce NetworkPolicies (`minikube start --cni calico`):
+    # calico-node requests 250m; calico-kube-controllers requests nothing.
+    SystemPod(
+        "calico-node",
+        "minikube",
+        True,
+        250,
+        0,
+        "kubernetes/minikube@v1.38.1:pkg/minikube/cni/calico.yaml:7234-7235",
+    ),
     # EKS (AL2023 managed nodes, the add-ons the stack installs).
     SystemPod(
         "aws-node",
