@@ -188,6 +188,9 @@ def deploy_workloads(config: StackConfig, platform: Platform) -> dict[str, Deplo
     operator_scope = config.stack_settings.operator_scope
     account = platform.identity.service_account
     deployed: dict[str, Deployed] = {}
+    # What mounts the in-cluster NFS share is deleted before its server: a pod whose NFS
+    # server went first hangs in Terminating on its unmount, and the destroy with it.
+    on_storage = [platform.nfs] if platform.nfs is not None else []
     for workload in config.of_pattern("job-per-file") + config.of_pattern("command"):
         name = workload.spec.name
         deployed[name] = Deployed(
@@ -198,7 +201,9 @@ def deploy_workloads(config: StackConfig, platform: Platform) -> dict[str, Deplo
         name = workload.spec.name
         image = image_for(config, platform, workload)
         # One operator per namespace: the first cluster installs it, the others wait for it.
-        after_first = pulumi.ResourceOptions(depends_on=[first_dask] if first_dask else [])
+        after_first = pulumi.ResourceOptions(
+            depends_on=[*on_storage, *([first_dask] if first_dask else [])]
+        )
         dask_cluster = DaskCluster(
             name,
             DaskClusterArgs(
@@ -247,7 +252,7 @@ def deploy_workloads(config: StackConfig, platform: Platform) -> dict[str, Deplo
                 # A service: the ScaledJob starts worker Jobs whenever tasks wait. KEDA is
                 # installed once, with the first workload; the others wait for it.
                 after_first = pulumi.ResourceOptions(
-                    depends_on=[first_queue] if first_queue else []
+                    depends_on=[*on_storage, *([first_queue] if first_queue else [])]
                 )
                 piece = QueueWorkers(
                     name,
@@ -301,6 +306,7 @@ def deploy_workloads(config: StackConfig, platform: Platform) -> dict[str, Deplo
                     data_url=f"{root}/{name}",
                     storage=storage,
                 ),
+                pulumi.ResourceOptions(depends_on=on_storage),
             )
             deployed[name] = Deployed(
                 workload,

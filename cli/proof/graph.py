@@ -75,6 +75,27 @@ class ResourceGraph:
         self._closure[start] = frozenset(seen)
         return self._closure[start]
 
+    def deleted_before(self, resource: RegisteredResource) -> frozenset[Key]:
+        """Everything ``pulumi destroy`` deletes only after ``resource`` is gone.
+
+        The engine deletes a resource after everything that depends on it, its children
+        included (pkg/resource/graph/dependency_graph.go, ``DependingOn``: parent, dependencies,
+        property dependencies, deletedWith): the closure of dependencies, providers and parents.
+        """
+        seen: set[Key] = set()
+        stack = [resource]
+        while stack:
+            current = stack.pop()
+            keys = self.direct(current)
+            if current.parent:
+                keys.add(urn_key(current.parent))
+            for key in keys - seen:
+                seen.add(key)
+                found = self._by_key.get(key)
+                if found is not None:
+                    stack.append(found)
+        return frozenset(seen)
+
     def waits_for_any(
         self, resource: RegisteredResource, targets: Iterable[RegisteredResource]
     ) -> bool:

@@ -19,6 +19,10 @@ Rules:
   for; GKE and minikube have built-in classes (``upstream.CLUSTER_STORAGE_CLASSES``); the
   Filestore classes need the Filestore CSI driver enabled on the cluster; a static volume
   (``storageClassName: ""``) needs its PersistentVolume, and an EFS volume the EFS CSI add-on.
+- Destroy order: whatever mounts the in-cluster NFS share (through a claim bound to an
+  ``nfs`` volume) is deleted before the NFS server, which ``pulumi destroy`` does for the
+  resources that depend on it, through their own dependencies or their parents'
+  (pkg/resource/graph/dependency_graph.go, ``DependingOn``).
 """
 
 from __future__ import annotations
@@ -27,12 +31,14 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from workstack.components.manifests.storage import NFS_PORTS
 from workstack.components.manifests.upstream import (
     CLUSTER_STORAGE_CLASSES,
     EBS_DEFAULT_CLASS,
     FILESTORE_CLASSES,
 )
 from workstack.offline import Deployment, RegisteredResource, Secret
+from workstack.policy import pod_templates
 from workstack.proof.charts import CHART, CONFIG_FILE
 from workstack.proof.findings import Finding, StackContext
 from workstack.proof.graph import ResourceGraph
@@ -42,6 +48,8 @@ __all__ = [
     "NODE_POOL_TYPES",
     "claim_findings",
     "cluster_reference_findings",
+    "nfs_destroy_findings",
+    "nfs_servers",
     "ordering_findings",
     "provider_findings",
 ]
@@ -57,6 +65,7 @@ _K8S_PROVIDER = "pulumi:providers:kubernetes"
 _CLUSTER_INPUTS = ("clusterName", "cluster")
 _WORKLOAD_POOL = ".svc.id.goog["
 _DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
+NFS_PORT = NFS_PORTS["nfs"]
 
 
 def _plain(value: Any) -> Any:
@@ -316,6 +325,75 @@ def _volume_findings(deployment: Deployment, graph: ResourceGraph) -> list[Findi
     return findings
 
 
+def nfs_servers(deployment: Deployment) -> list[RegisteredResource]:
+    """Deployments that serve NFS in the cluster (a container port 2049)."""
+    servers = []
+    for resource in deployment.resources:
+        if not (resource.is_kubernetes_object and resource.inputs.get("kind") == "Deployment"):
+            continue
+        for template in pod_templates(resource.inputs):
+            ports = [
+                port.get("containerPort")
+                for container in template.spec.get("containers") or []
+                for port in container.get("ports") or []
+            ]
+            if NFS_PORT in ports:
+                servers.append(resource)
+    return servers
+
+
+def _nfs_claims(deployment: Deployment) -> set[tuple[str | None, str | None]]:
+    """(namespace, name) of the claims bound to an NFS volume."""
+    claims = set()
+    for resource in deployment.resources:
+        obj = resource.inputs
+        if resource.is_kubernetes_object and obj.get("kind") == "PersistentVolume":
+            spec = obj.get("spec") or {}
+            if "nfs" in spec:
+                ref = spec.get("claimRef") or {}
+                claims.add((ref.get("namespace"), ref.get("name")))
+    return claims
+
+
+def nfs_destroy_findings(deployment: Deployment, graph: ResourceGraph) -> list[Finding]:
+    """What mounts the in-cluster NFS share is deleted before the server that serves it.
+
+    A pod whose NFS server is gone cannot unmount (a hard mount retries for ever): it stays
+    Terminating, and so does its namespace, and ``pulumi destroy`` times out waiting.
+    """
+    servers = nfs_servers(deployment)
+    claims = _nfs_claims(deployment)
+    if not servers or not claims:
+        return []
+    findings = []
+    for resource in deployment.resources:
+        if not resource.is_kubernetes_object:
+            continue
+        namespace = (resource.inputs.get("metadata") or {}).get("namespace")
+        mounted = {
+            volume["persistentVolumeClaim"].get("claimName")
+            for template in pod_templates(resource.inputs)
+            for volume in template.spec.get("volumes") or []
+            if isinstance(volume.get("persistentVolumeClaim"), dict)
+        }
+        if not any((namespace, claim) in claims for claim in mounted):
+            continue
+        meta = resource.inputs.get("metadata") or {}
+        later = graph.deleted_before(resource)
+        missing = [s.name for s in servers if (s.type, s.name) not in later]
+        if missing:
+            findings.append(
+                Finding(
+                    "ordering",
+                    f"{resource.inputs.get('kind')}/{meta.get('name')}",
+                    "its pods mount the in-cluster NFS share, so `pulumi destroy` must delete "
+                    f"it before the NFS server ({', '.join(missing)}): make it (or its "
+                    "component) depend on the NfsStorage; otherwise its pods hang unmounting",
+                )
+            )
+    return findings
+
+
 def ordering_findings(deployment: Deployment, context: StackContext) -> list[Finding]:
     """Every ordering rule, on one deployment."""
     graph = ResourceGraph.of(deployment)
@@ -323,4 +401,5 @@ def ordering_findings(deployment: Deployment, context: StackContext) -> list[Fin
         *cluster_reference_findings(deployment, graph),
         *provider_findings(deployment, graph),
         *claim_findings(deployment, graph, context),
+        *nfs_destroy_findings(deployment, graph),
     ]

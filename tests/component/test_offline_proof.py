@@ -31,7 +31,13 @@ from workstack.proof.charts import bundle_uses, crd_findings, tpl_findings, valu
 from workstack.proof.graph import ResourceGraph
 from workstack.proof.images import image_findings, platform_findings
 from workstack.proof.names import name_findings
-from workstack.proof.ordering import claim_findings, cluster_reference_findings, provider_findings
+from workstack.proof.ordering import (
+    claim_findings,
+    cluster_reference_findings,
+    nfs_destroy_findings,
+    nfs_servers,
+    provider_findings,
+)
 
 from .harness import offdefaults_settings
 
@@ -119,6 +125,20 @@ def test_every_claim_waits_for_what_provides_its_storage_class(stack: str) -> No
     deployment, context = _render(stack)
     found = claim_findings(deployment, ResourceGraph.of(deployment), context)
     assert found == [], shown(found)
+
+
+@pytest.mark.parametrize("stack", DEFAULTS + OFFDEFAULTS)
+def test_what_mounts_the_nfs_share_is_destroyed_before_its_server(stack: str) -> None:
+    """Before, the Dask cluster and the KEDA ScaledJob did not depend on the NfsStorage: the
+    engine could delete the NFS server first, and their pods hung unmounting."""
+    deployment, _ = _render(stack)
+    found = nfs_destroy_findings(deployment, ResourceGraph.of(deployment))
+    assert found == [], shown(found)
+
+
+def test_the_nfs_destroy_rule_has_something_to_check_on_minikube() -> None:
+    deployment, _ = _render("minikube")
+    assert nfs_servers(deployment), "the minikube stack serves NFS in the cluster"
 
 
 @pytest.mark.parametrize("stack", DEFAULTS)
