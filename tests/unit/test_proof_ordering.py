@@ -8,6 +8,7 @@ StorageClass. The check walks ``depends_on`` and providers transitively, as the 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from workstack.offline import RegisteredResource
@@ -15,6 +16,7 @@ from workstack.proof.graph import ResourceGraph, urn_key
 from workstack.proof.ordering import (
     claim_findings,
     cluster_reference_findings,
+    nfs_destroy_findings,
     provider_findings,
 )
 
@@ -181,3 +183,76 @@ def test_static_and_efs_volumes() -> None:
     waiting = k8s(volume.inputs, waits=[efs])
     ok = deployment(efs, waiting, claim("", waits=[waiting]))
     assert claim_findings(ok, ResourceGraph.of(ok), context("eks")) == []
+
+
+def _nfs_stack(consumer_parent: RegisteredResource | None) -> list[RegisteredResource]:
+    """An NFS server, its volume and claim, and a Deployment that mounts the claim."""
+    server = k8s(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "nfs-server", "namespace": "ns-nfs"},
+            "spec": {
+                "template": {
+                    "spec": {
+                        "containers": [
+                            {"name": "nfs", "image": "nfs", "ports": [{"containerPort": 2049}]}
+                        ]
+                    }
+                }
+            },
+        },
+        "nfs-server",
+    )
+    volume = k8s(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": "ns-shared-data"},
+            "spec": {
+                "nfs": {"server": "10.0.0.1", "path": "/"},
+                "claimRef": {"namespace": "ns", "name": "shared-data"},
+            },
+        },
+        "nfs-volume",
+    )
+    consumer = k8s(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "dask-worker", "namespace": "ns"},
+            "spec": {
+                "template": {
+                    "spec": {
+                        "containers": [{"name": "worker", "image": "app"}],
+                        "volumes": [
+                            {"name": "data", "persistentVolumeClaim": {"claimName": "shared-data"}}
+                        ],
+                    }
+                }
+            },
+        },
+        "dask-worker",
+    )
+    if consumer_parent is not None:
+        consumer = dataclasses.replace(
+            consumer, parent=urn(consumer_parent.type, consumer_parent.name)
+        )
+        return [server, volume, consumer_parent, consumer]
+    return [server, volume, consumer]
+
+
+def test_what_mounts_the_nfs_share_must_be_destroyed_before_its_server() -> None:
+    """Nothing orders the worker before the server: destroy may delete the server first."""
+    bad = deployment(*_nfs_stack(None))
+    [finding] = nfs_destroy_findings(bad, ResourceGraph.of(bad))
+    assert finding.subject == "Deployment/dask-worker"
+    assert "nfs-server" in finding.message
+
+
+def test_a_parent_that_depends_on_the_server_orders_its_children_too() -> None:
+    """The engine deletes a parent after its children, and the server after the parent."""
+    resources = _nfs_stack(None)
+    component = res("workstack:dask:DaskCluster", "dask", {}, waits=[resources[0]])
+    ok = deployment(*_nfs_stack(component))
+    assert nfs_destroy_findings(ok, ResourceGraph.of(ok)) == []
