@@ -210,7 +210,7 @@ def _nfs_stack(consumer_parent: RegisteredResource | None) -> list[RegisteredRes
             "kind": "PersistentVolume",
             "metadata": {"name": "ns-shared-data"},
             "spec": {
-                "nfs": {"server": "10.0.0.1", "path": "/"},
+                "nfs": {"server": "nfs-server.ns-nfs", "path": "/"},
                 "claimRef": {"namespace": "ns", "name": "shared-data"},
             },
         },
