@@ -191,6 +191,13 @@ def deploy_workloads(config: StackConfig, platform: Platform) -> dict[str, Deplo
     # What mounts the in-cluster NFS share is deleted before its server: a pod whose NFS
     # server went first hangs in Terminating on its unmount, and the destroy with it.
     on_storage = [platform.nfs] if platform.nfs is not None else []
+
+    def after(*first: pulumi.Resource | None) -> pulumi.ResourceOptions:
+        """Wait for the NFS share and for the piece that installs a shared operator."""
+        return pulumi.ResourceOptions(
+            depends_on=[*on_storage, *(r for r in first if r is not None)]
+        )
+
     for workload in config.of_pattern("job-per-file") + config.of_pattern("command"):
         name = workload.spec.name
         deployed[name] = Deployed(
@@ -201,9 +208,6 @@ def deploy_workloads(config: StackConfig, platform: Platform) -> dict[str, Deplo
         name = workload.spec.name
         image = image_for(config, platform, workload)
         # One operator per namespace: the first cluster installs it, the others wait for it.
-        after_first = pulumi.ResourceOptions(
-            depends_on=[*on_storage, *([first_dask] if first_dask else [])]
-        )
         dask_cluster = DaskCluster(
             name,
             DaskClusterArgs(
@@ -216,7 +220,7 @@ def deploy_workloads(config: StackConfig, platform: Platform) -> dict[str, Deplo
                 operator_scope=operator_scope,
                 settings=config.dask,
             ),
-            after_first,
+            after(first_dask),
         )
         first_dask = first_dask or dask_cluster
         deployed[name] = Deployed(
@@ -251,9 +255,6 @@ def deploy_workloads(config: StackConfig, platform: Platform) -> dict[str, Deplo
             if keda:
                 # A service: the ScaledJob starts worker Jobs whenever tasks wait. KEDA is
                 # installed once, with the first workload; the others wait for it.
-                after_first = pulumi.ResourceOptions(
-                    depends_on=[*on_storage, *([first_queue] if first_queue else [])]
-                )
                 piece = QueueWorkers(
                     name,
                     QueueWorkersArgs(
@@ -272,7 +273,7 @@ def deploy_workloads(config: StackConfig, platform: Platform) -> dict[str, Deplo
                         operator_scope=operator_scope,
                         settings=config.queue,
                     ),
-                    after_first,
+                    after(first_queue),
                 )
                 first_queue = first_queue or piece
             deployed[name] = Deployed(
@@ -306,7 +307,7 @@ def deploy_workloads(config: StackConfig, platform: Platform) -> dict[str, Deplo
                     data_url=f"{root}/{name}",
                     storage=storage,
                 ),
-                pulumi.ResourceOptions(depends_on=on_storage),
+                after(),
             )
             deployed[name] = Deployed(
                 workload,
