@@ -13,6 +13,8 @@ import pytest
 
 from workstack.sdk.queue.localbroker import LocalBroker
 
+from .clone import user_clone
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -130,23 +132,10 @@ def test_an_unreachable_broker_fails_with_its_own_status(tmp_path: Path) -> None
     assert "127.0.0.1:9" in done.stderr
 
 
-def _clone(target: Path) -> Path:
-    """The repository's tracked files, as a user's clone has them."""
-    files = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
-    ).stdout.split(b"\0")
-    for name in filter(None, files):
-        source = ROOT / name.decode()
-        if source.is_file():
-            (target / name.decode()).parent.mkdir(parents=True, exist_ok=True)
-            (target / name.decode()).write_bytes(source.read_bytes())
-    return target
-
-
 def test_the_demo_runs_every_example_leaves_the_users_own_and_checks_the_stack(
     rabbitmq: LocalBroker, tmp_path: Path
 ) -> None:
-    clone = _clone(tmp_path / "clone")
+    clone = user_clone(tmp_path / "clone")
     (clone / "workloads" / "mine").mkdir()
     (clone / "workloads" / "mine" / "workload.yaml").write_text("name: Mine\npattern: cron\n")
     done = workstack(

@@ -12,6 +12,8 @@ import pytest
 
 from workstack.schemas import CRD_DIRS_ENV
 
+from .clone import user_clone
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,16 +38,7 @@ def workstack(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The repository's tracked files, in a folder with no shared/ beside it."""
-    target = tmp_path_factory.mktemp("user") / "workstack"
-    files = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
-    ).stdout.split(b"\0")
-    for name in filter(None, files):
-        source = ROOT / name.decode()
-        if source.is_file():
-            (target / name.decode()).parent.mkdir(parents=True, exist_ok=True)
-            (target / name.decode()).write_bytes(source.read_bytes())
-    return target
+    return user_clone(tmp_path_factory.mktemp("user") / "workstack")
 
 
 def test_render_says_what_it_did_not_check_and_how_to(clone: Path, tmp_path: Path) -> None:
